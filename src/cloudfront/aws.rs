@@ -1,0 +1,249 @@
+//! The `CloudFront` trait on top of the official `aws-sdk-cloudfront` client.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_cloudfront::{
+    Client,
+    config::Credentials,
+    error::{ProvideErrorMetadata, SdkError},
+    types::{InvalidationBatch, Paths},
+};
+use jiff::Timestamp;
+
+use super::{
+    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage,
+    InvalidationStatus, InvalidationSummary,
+};
+
+/// CloudFront is a global service whose requests are signed for us-east-1.
+const CLOUDFRONT_REGION: &str = "us-east-1";
+
+/// How to build the client. Credentials come from the default chain (environment, profile,
+/// IRSA web identity, EKS Pod Identity, instance role) unless given here.
+#[derive(Clone, Debug)]
+pub struct AwsOptions {
+    /// Send requests here instead of CloudFront (the simulator, a proxy). The SDK's own
+    /// `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL` are honoured when this is unset.
+    pub endpoint_url: Option<String>,
+    /// Attempts per call inside the SDK. The operator retries with its own backoff, so 1 keeps
+    /// one logical call = one HTTP request and makes calls countable.
+    pub max_attempts: u32,
+    /// Give up on one attempt after this long.
+    pub attempt_timeout: Duration,
+    /// Static credentials (tests, the sandbox); `None` uses the default chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            max_attempts: 1,
+            attempt_timeout: Duration::from_secs(30),
+            static_credentials: None,
+        }
+    }
+}
+
+/// `CloudFront` backed by `aws-sdk-cloudfront`.
+#[derive(Clone, Debug)]
+pub struct AwsCloudFront {
+    client: Client,
+}
+
+impl AwsCloudFront {
+    pub async fn new(options: &AwsOptions) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(CLOUDFRONT_REGION))
+            .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts.max(1)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(options.attempt_timeout)
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            );
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some((key, secret)) = &options.static_credentials {
+            loader =
+                loader.credentials_provider(Credentials::new(key, secret, None, None, "static"));
+        }
+        let config = loader.load().await;
+        Self {
+            client: Client::new(&config),
+        }
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl CloudFront for AwsCloudFront {
+    async fn create_invalidation(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let paths = Paths::builder()
+            .quantity(request.paths.len() as i32)
+            .set_items(Some(request.paths.clone()))
+            .build()
+            .map_err(|e| CloudFrontError::other(e.to_string()))?;
+        let batch = InvalidationBatch::builder()
+            .paths(paths)
+            .caller_reference(&request.caller_reference)
+            .build()
+            .map_err(|e| CloudFrontError::other(e.to_string()))?;
+        let out = self
+            .client
+            .create_invalidation()
+            .distribution_id(&request.distribution_id)
+            .invalidation_batch(batch)
+            .send()
+            .await
+            .map_err(convert)?;
+        out.invalidation.map(from_sdk).ok_or_else(|| {
+            CloudFrontError::other("CreateInvalidation answered without an Invalidation")
+        })
+    }
+
+    async fn get_invalidation(
+        &self,
+        distribution_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let out = self
+            .client
+            .get_invalidation()
+            .distribution_id(distribution_id)
+            .id(id)
+            .send()
+            .await
+            .map_err(convert)?;
+        out.invalidation.map(from_sdk).ok_or_else(|| {
+            CloudFrontError::other("GetInvalidation answered without an Invalidation")
+        })
+    }
+
+    async fn list_invalidations(
+        &self,
+        distribution_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        let out = self
+            .client
+            .list_invalidations()
+            .distribution_id(distribution_id)
+            .set_marker(marker.map(str::to_owned))
+            .set_max_items(max_items)
+            .send()
+            .await
+            .map_err(convert)?;
+        let Some(list) = out.invalidation_list else {
+            return Ok(InvalidationPage::default());
+        };
+        let items = list
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| InvalidationSummary {
+                id: s.id,
+                status: InvalidationStatus::parse(&s.status),
+                create_time: Some(timestamp(&s.create_time)),
+            })
+            .collect();
+        let next_marker = if list.is_truncated {
+            list.next_marker.filter(|m| !m.is_empty())
+        } else {
+            None
+        };
+        Ok(InvalidationPage { items, next_marker })
+    }
+}
+
+fn from_sdk(inv: aws_sdk_cloudfront::types::Invalidation) -> Invalidation {
+    let (caller_reference, paths) = match inv.invalidation_batch {
+        Some(batch) => (
+            Some(batch.caller_reference),
+            batch.paths.and_then(|p| p.items).unwrap_or_default(),
+        ),
+        None => (None, Vec::new()),
+    };
+    Invalidation {
+        status: InvalidationStatus::parse(&inv.status),
+        create_time: Some(timestamp(&inv.create_time)),
+        id: inv.id,
+        caller_reference,
+        paths,
+    }
+}
+
+fn timestamp(t: &aws_smithy_types::DateTime) -> Timestamp {
+    Timestamp::new(t.secs(), t.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Reduce an SDK error to code, HTTP status and kind. The message never includes request
+/// headers, so no credentials or signatures can leak into status messages or logs.
+fn convert<E, R>(err: SdkError<E, R>) -> CloudFrontError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus + 'static,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let e = ctx.err();
+            CloudFrontError {
+                kind: super::ErrorKind::Service,
+                code: e.code().map(str::to_owned),
+                message: e.message().unwrap_or("no message").to_owned(),
+                http_status: Some(ctx.raw().status_code()),
+            }
+        }
+        SdkError::TimeoutError(_) => CloudFrontError::timeout("CloudFront did not answer in time"),
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            CloudFrontError::timeout("CloudFront did not answer in time")
+        }
+        SdkError::DispatchFailure(d) => CloudFrontError::network(format!(
+            "could not reach CloudFront: {}",
+            error_chain(&err).unwrap_or_else(|| format!("{d:?}"))
+        )),
+        SdkError::ResponseError(r) => {
+            let mut e = CloudFrontError::other(format!(
+                "CloudFront's answer could not be read: {}",
+                error_chain(&err).unwrap_or_default()
+            ));
+            e.http_status = Some(r.raw().status_code());
+            e
+        }
+        _ => CloudFrontError::other(
+            error_chain(&err).unwrap_or_else(|| "the request could not be built".to_owned()),
+        ),
+    }
+}
+
+/// The HTTP status of a raw response, whatever the SDK's response type.
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// "outer: inner: innermost", the way people read error causes.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        parts.push(e.to_string());
+        cur = e.source();
+    }
+    (!parts.is_empty()).then(|| parts.join(": "))
+}

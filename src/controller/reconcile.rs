@@ -1,0 +1,449 @@
+//! The reconcile state machine: validate → submit once → poll → Completed / Failed.
+//!
+//! Every reconcile makes at most one CloudFront call and at most one status write, writes only
+//! when something changed, and never sleeps: waiting is a requeue.
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Resource, ResourceExt,
+    api::{Api, Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{Span, field, info, instrument, warn};
+
+use super::{Context, Error, conditions};
+use crate::{
+    cloudfront::{
+        CloudFrontError, CreateInvalidation, Disposition, FailureReason, Invalidation, classify,
+    },
+    crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase},
+    paths::{self, NormalizedPaths},
+};
+
+/// What one reconcile decided.
+#[derive(Debug)]
+enum Step {
+    /// CloudFront accepted the batch (or returned the one it already had for our
+    /// CallerReference).
+    Submitted {
+        invalidation: Invalidation,
+        normalized: NormalizedPaths,
+        caller_reference: String,
+    },
+    /// CloudFront reports the invalidation done.
+    Completed,
+    /// Still in progress: ask again later, write nothing.
+    StillRunning { since_submit: Duration },
+    /// The object will not complete.
+    Failed {
+        reason: FailureReason,
+        message: String,
+    },
+    /// The distribution has no free in-progress slot.
+    Queued { message: String },
+    /// A transient error; try again after a backoff.
+    Retry { message: String },
+}
+
+#[instrument(skip_all, fields(
+    object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
+    distribution = %obj.spec.distribution_id,
+    invalidation_id = field::Empty,
+))]
+pub async fn reconcile(
+    obj: Arc<CloudFrontInvalidation>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let uid = obj.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let status = obj.status.clone().unwrap_or_default();
+    if let Some(id) = &status.invalidation_id {
+        Span::current().record("invalidation_id", id.as_str());
+    }
+    let now = Timestamp::now();
+
+    if obj.phase().is_terminal() {
+        ctx.forget(&uid);
+        note_spec_change_after_submit(&obj, &status, &ctx).await?;
+        return Ok(Action::await_change());
+    }
+
+    let started = status.start_time.as_ref().map_or(now, |t| t.0);
+    let deadline = started + SignedDuration::from_secs(obj.spec.timeout_seconds.into());
+    let step = if now >= deadline {
+        Step::Failed {
+            reason: FailureReason::Timeout,
+            message: timeout_message(&obj, &status),
+        }
+    } else {
+        match &status.invalidation_id {
+            None => submit(&obj, &ctx, &uid).await,
+            Some(id) => poll(&obj, &ctx, id, now).await,
+        }
+    };
+    apply(&obj, &ctx, &uid, status, step, now, deadline).await
+}
+
+/// Validate and normalise the paths, then send the one CreateInvalidation.
+async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Step {
+    let normalized = match paths::normalize(&obj.spec.paths) {
+        Ok(n) => n,
+        Err(errors) => {
+            // Input we know CloudFront would reject never reaches it.
+            return Step::Failed {
+                reason: FailureReason::InvalidPaths,
+                message: errors.to_string(),
+            };
+        }
+    };
+    let caller_reference = obj
+        .spec
+        .caller_reference
+        .clone()
+        .unwrap_or_else(|| uid.to_owned());
+    let request = CreateInvalidation {
+        distribution_id: obj.spec.distribution_id.clone(),
+        caller_reference: caller_reference.clone(),
+        paths: normalized.paths.clone(),
+    };
+    match ctx.cloudfront.create_invalidation(&request).await {
+        Ok(invalidation) => Step::Submitted {
+            invalidation,
+            normalized,
+            caller_reference,
+        },
+        Err(err) => step_for_error(obj, "CreateInvalidation", err),
+    }
+}
+
+/// Ask CloudFront whether the invalidation is done.
+async fn poll(obj: &CloudFrontInvalidation, ctx: &Context, id: &str, now: Timestamp) -> Step {
+    match ctx
+        .cloudfront
+        .get_invalidation(&obj.spec.distribution_id, id)
+        .await
+    {
+        Ok(inv) if inv.status.is_completed() => Step::Completed,
+        Ok(_) => {
+            let status = obj.status.as_ref();
+            let submitted = status
+                .and_then(|s| s.create_time.as_ref().or(s.start_time.as_ref()))
+                .map_or(now, |t| t.0);
+            let since_submit = now.duration_since(submitted).unsigned_abs();
+            Step::StillRunning { since_submit }
+        }
+        Err(err) => step_for_error(obj, "GetInvalidation", err),
+    }
+}
+
+fn step_for_error(obj: &CloudFrontInvalidation, operation: &str, err: CloudFrontError) -> Step {
+    match classify(&err) {
+        Disposition::Fail(reason) => Step::Failed {
+            reason,
+            message: failure_message(obj, reason, operation, &err),
+        },
+        Disposition::Queue => Step::Queued {
+            message: format!(
+                "distribution {} has too many invalidations in progress (CloudFront allows 15 \
+                 wildcard paths and 3,000 other paths at once); waiting for a slot",
+                obj.spec.distribution_id
+            ),
+        },
+        Disposition::Retry => Step::Retry {
+            message: format!("{operation} failed, retrying: {err}"),
+        },
+    }
+}
+
+/// Turn the step into a status (written only if it changed), an event and the next requeue.
+async fn apply(
+    obj: &CloudFrontInvalidation,
+    ctx: &Context,
+    uid: &str,
+    old: CloudFrontInvalidationStatus,
+    step: Step,
+    now: Timestamp,
+    deadline: Timestamp,
+) -> Result<Action, Error> {
+    let mut new = old.clone();
+    new.start_time.get_or_insert(Time(now));
+    new.observed_generation = obj.meta().generation;
+    let until_deadline = deadline.duration_since(now).unsigned_abs();
+    let mut event = None;
+
+    let (phase, reason, action) = match step {
+        Step::Submitted {
+            invalidation,
+            normalized,
+            caller_reference,
+        } => {
+            ctx.forget(uid);
+            Span::current().record("invalidation_id", invalidation.id.as_str());
+            let billed = normalized.billed();
+            let dropped = normalized.dropped.len();
+            info!(billed, dropped, "CloudFront accepted the invalidation");
+            new.invalidation_id = Some(invalidation.id.clone());
+            new.caller_reference = Some(caller_reference);
+            new.create_time = invalidation.create_time.map(Time);
+            new.billed_paths = Some(billed as u32);
+            new.submitted_paths = Some(normalized.paths);
+            let dropped_note = match dropped {
+                0 => String::new(),
+                n => format!("; {n} duplicate or covered path(s) dropped"),
+            };
+            event = Some(normal(
+                "Submitted",
+                format!(
+                    "CloudFront accepted invalidation {} of {billed} path(s){dropped_note}",
+                    invalidation.id
+                ),
+            ));
+            if invalidation.status.is_completed() {
+                // Adopted after a crash, or CloudFront was quick: done already.
+                completed(&mut new, &invalidation.id, now);
+                (Phase::Completed, "Completed", Action::await_change())
+            } else {
+                new.message = Some(in_progress_message(&invalidation.id, billed as u32));
+                let next = ctx.settings.poll.next_poll(Duration::ZERO);
+                (
+                    Phase::InProgress,
+                    "InProgress",
+                    Action::requeue(next.min(until_deadline)),
+                )
+            }
+        }
+        Step::Completed => {
+            ctx.forget(uid);
+            let id = old.invalidation_id.clone().unwrap_or_default();
+            info!("CloudFront completed the invalidation");
+            completed(&mut new, &id, now);
+            event = Some(normal("Completed", new.message.clone().unwrap_or_default()));
+            (Phase::Completed, "Completed", Action::await_change())
+        }
+        Step::StillRunning { since_submit } => {
+            ctx.forget(uid);
+            // Replaces a retry message left by an earlier failed poll.
+            let id = old.invalidation_id.as_deref().unwrap_or_default();
+            new.message = Some(in_progress_message(
+                id,
+                old.billed_paths.unwrap_or_default(),
+            ));
+            let next = ctx.settings.poll.next_poll(since_submit);
+            (
+                Phase::InProgress,
+                "InProgress",
+                Action::requeue(next.min(until_deadline)),
+            )
+        }
+        Step::Failed { reason, message } => {
+            ctx.forget(uid);
+            warn!(reason = reason.as_str(), %message, "invalidation failed");
+            new.completion_time = Some(Time(now));
+            new.message = Some(message.clone());
+            event = Some(Event {
+                type_: EventType::Warning,
+                reason: reason.as_str().to_owned(),
+                note: Some(truncate(&message, 1000)),
+                action: "Invalidate".to_owned(),
+                secondary: None,
+            });
+            (Phase::Failed, reason.as_str(), Action::await_change())
+        }
+        Step::Queued { message } => {
+            let delay = ctx.backoff(uid);
+            info!(retry_in = ?delay, "distribution busy, invalidation queued");
+            new.message = Some(message);
+            (
+                Phase::Queued,
+                "Queued",
+                Action::requeue(delay.min(until_deadline)),
+            )
+        }
+        Step::Retry { message } => {
+            let delay = ctx.backoff(uid);
+            warn!(retry_in = ?delay, %message, "CloudFront call failed, will retry");
+            new.message = Some(message);
+            let phase = old.phase.unwrap_or(Phase::Pending);
+            (
+                phase,
+                phase.as_str(),
+                Action::requeue(delay.min(until_deadline)),
+            )
+        }
+    };
+
+    new.phase = Some(phase);
+    let message = new.message.clone().unwrap_or_default();
+    new.conditions = conditions::for_phase(
+        phase,
+        reason,
+        &message,
+        new.observed_generation,
+        &old.conditions,
+        now,
+    );
+
+    if new != old {
+        write_status(obj, ctx, &new).await?;
+    }
+    if let Some(event) = event {
+        publish(obj, ctx, event).await;
+    }
+    Ok(action)
+}
+
+fn in_progress_message(id: &str, billed: u32) -> String {
+    format!("CloudFront is invalidating {billed} path(s) (invalidation {id})")
+}
+
+fn completed(status: &mut CloudFrontInvalidationStatus, id: &str, now: Timestamp) {
+    status.completion_time = Some(Time(now));
+    let took = status
+        .start_time
+        .as_ref()
+        .map(|t| format!(" in {}s", now.duration_since(t.0).as_secs().max(0)))
+        .unwrap_or_default();
+    status.message = Some(format!(
+        "CloudFront completed invalidation {id} of {} path(s){took}",
+        status.billed_paths.unwrap_or_default()
+    ));
+}
+
+fn failure_message(
+    obj: &CloudFrontInvalidation,
+    reason: FailureReason,
+    operation: &str,
+    err: &CloudFrontError,
+) -> String {
+    let dist = &obj.spec.distribution_id;
+    let hint = match reason {
+        FailureReason::DistributionNotFound => format!(
+            "distribution {dist} does not exist in the AWS account the operator uses; check spec.distributionId"
+        ),
+        FailureReason::AccessDenied => format!(
+            "the operator's IAM role may not invalidate distribution {dist}; grant cloudfront:CreateInvalidation and cloudfront:GetInvalidation on it"
+        ),
+        FailureReason::CallerReferenceConflict => format!(
+            "CallerReference {:?} was already used for different paths; set a new spec.callerReference or create a new object",
+            obj.caller_reference().unwrap_or_default()
+        ),
+        FailureReason::InvalidationNotFound => format!(
+            "CloudFront does not know invalidation {:?} of distribution {dist}",
+            obj.status
+                .as_ref()
+                .and_then(|s| s.invalidation_id.clone())
+                .unwrap_or_default()
+        ),
+        _ => "CloudFront rejected the request".to_owned(),
+    };
+    format!("{hint} ({operation}: {err})")
+}
+
+fn timeout_message(obj: &CloudFrontInvalidation, status: &CloudFrontInvalidationStatus) -> String {
+    let secs = obj.spec.timeout_seconds;
+    match &status.invalidation_id {
+        Some(id) => format!(
+            "invalidation {id} did not complete within spec.timeoutSeconds={secs}; it may still \
+             complete in CloudFront (an invalidation cannot be cancelled)"
+        ),
+        None => format!(
+            "CloudFront did not accept the invalidation within spec.timeoutSeconds={secs}; \
+             nothing was invalidated"
+        ),
+    }
+}
+
+async fn write_status(
+    obj: &CloudFrontInvalidation,
+    ctx: &Context,
+    status: &CloudFrontInvalidationStatus,
+) -> Result<(), Error> {
+    let ns = obj
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<CloudFrontInvalidation> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = Patch::Merge(json!({ "status": status }));
+    api.patch_status(&obj.name_any(), &PatchParams::default(), &patch)
+        .await
+        .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+/// Events are best effort: losing one must not fail or repeat the reconcile.
+async fn publish(obj: &CloudFrontInvalidation, ctx: &Context, event: Event) {
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(error = %e, reason = %event.reason, "could not publish event");
+    }
+}
+
+fn normal(reason: &str, note: String) -> Event {
+    Event {
+        type_: EventType::Normal,
+        reason: reason.to_owned(),
+        note: Some(truncate(&note, 1000)),
+        action: "Invalidate".to_owned(),
+        secondary: None,
+    }
+}
+
+/// Without CEL (Kubernetes before 1.25) the spec can still be edited; an invalidation that has
+/// been sent cannot change, so say so once and record that the change was seen.
+async fn note_spec_change_after_submit(
+    obj: &CloudFrontInvalidation,
+    status: &CloudFrontInvalidationStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let generation = obj.meta().generation;
+    if generation.is_none() || status.observed_generation == generation {
+        return Ok(());
+    }
+    let mut new = status.clone();
+    new.observed_generation = generation;
+    for c in &mut new.conditions {
+        c.observed_generation = generation;
+    }
+    write_status(obj, ctx, &new).await?;
+    publish(
+        obj,
+        ctx,
+        Event {
+            type_: EventType::Warning,
+            reason: "SpecChangeIgnored".to_owned(),
+            note: Some(
+                "spec changed after the invalidation was sent; it cannot be changed. Create a new \
+                 CloudFrontInvalidation to invalidate again"
+                    .to_owned(),
+            ),
+            action: "Invalidate".to_owned(),
+            secondary: None,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Errors that escape reconcile (status writes) are retried with backoff.
+pub fn error_policy(obj: Arc<CloudFrontInvalidation>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = obj
+        .uid()
+        .map_or(Duration::from_secs(5), |uid| ctx.backoff(&uid));
+    warn!(object = %obj.name_any(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

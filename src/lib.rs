@@ -1,0 +1,12 @@
+//! cloudfront-invalidation-operator: CloudFrontInvalidation resources in, CloudFront
+//! invalidations out. The library holds every piece; `src/main.rs` is one binary with
+//! subcommands (`run`, `crd`, `simulator`, `sandbox`, `invalidate`, ...).
+
+pub mod cloudfront;
+pub mod controller;
+pub mod controlplane;
+pub mod crd;
+pub mod paths;
+pub mod run;
+pub mod simulator;
+pub mod telemetry;
