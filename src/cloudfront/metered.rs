@@ -8,6 +8,8 @@ use std::{
 
 use async_trait::async_trait;
 
+use crate::metrics::Metrics;
+
 use super::{
     CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage, Operation,
 };
@@ -16,12 +18,26 @@ use super::{
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter {
     calls: Arc<Mutex<BTreeMap<(Operation, String), u64>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CallCounter {
+    /// A counter that also feeds the `aws_calls_total` metric.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Self {
+            calls: Arc::default(),
+            metrics: Some(metrics),
+        }
+    }
+
     pub fn record(&self, op: Operation, outcome: &str) {
-        let mut calls = self.calls.lock().expect("call counter lock");
-        *calls.entry((op, outcome.to_owned())).or_default() += 1;
+        {
+            let mut calls = self.calls.lock().expect("call counter lock");
+            *calls.entry((op, outcome.to_owned())).or_default() += 1;
+        }
+        if let Some(m) = &self.metrics {
+            m.record_call(op.as_str(), outcome);
+        }
     }
 
     /// Calls of one operation, whatever the outcome.

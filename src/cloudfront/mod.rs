@@ -4,10 +4,12 @@
 mod aws;
 mod error;
 mod metered;
+mod rate_limit;
 
 pub use aws::{AwsCloudFront, AwsOptions};
 pub use error::{CloudFrontError, Disposition, ErrorKind, FailureReason, classify};
 pub use metered::{CallCounter, Metered};
+pub use rate_limit::RateLimited;
 
 use async_trait::async_trait;
 use jiff::Timestamp;

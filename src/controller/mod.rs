@@ -29,7 +29,11 @@ use tracing::{info, warn};
 pub use reconcile::{error_policy, reconcile};
 pub use schedule::{PollSettings, RetrySettings};
 
-use crate::{cloudfront::CloudFront, crd::CloudFrontInvalidation};
+use crate::{
+    cloudfront::CloudFront, crd::CloudFrontInvalidation, health::Health, metrics::Metrics,
+    tenancy::TenancyGuard,
+};
+use jiff::Timestamp;
 
 /// Name the operator reports events and field ownership under.
 pub const CONTROLLER_NAME: &str = "cloudfront-invalidation-operator";
@@ -56,6 +60,11 @@ pub struct Context {
     pub cloudfront: Arc<dyn CloudFront>,
     pub recorder: Recorder,
     pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub tenancy: TenancyGuard,
+    /// When each in-progress invalidation was last seen still running, to bound how late the
+    /// operator noticed completion (the detection-delay metric).
+    last_seen_running: Mutex<HashMap<String, Timestamp>>,
     /// Consecutive retryable failures per object UID, for the backoff. Kept in memory: after a
     /// restart the backoff starts small again, which is harmless.
     attempts: Mutex<HashMap<String, u32>>,
@@ -63,24 +72,50 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        cloudfront: Arc<dyn CloudFront>,
-        settings: Settings,
-        instance: Option<String>,
-    ) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance,
-        };
+    pub fn new(client: Client, cloudfront: Arc<dyn CloudFront>, settings: Settings) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter(None)),
             client,
             cloudfront,
             settings,
+            metrics: Arc::default(),
+            tenancy: TenancyGuard::open(),
+            last_seen_running: Mutex::default(),
             attempts: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
         }
+    }
+
+    /// Name this replica in the events it publishes (the pod name).
+    pub fn with_instance(mut self, instance: Option<String>) -> Self {
+        self.recorder = Recorder::new(self.client.clone(), reporter(instance));
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_tenancy(mut self, tenancy: TenancyGuard) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// Remember that the invalidation was still running now; returns the previous sighting.
+    pub(crate) fn seen_running(&self, uid: &str, now: Timestamp) -> Option<Timestamp> {
+        self.last_seen_running
+            .lock()
+            .expect("last-seen lock")
+            .insert(uid.to_owned(), now)
+    }
+
+    /// The last time the invalidation was seen running, forgetting it.
+    pub(crate) fn take_last_seen_running(&self, uid: &str) -> Option<Timestamp> {
+        self.last_seen_running
+            .lock()
+            .expect("last-seen lock")
+            .remove(uid)
     }
 
     /// The next backoff delay for this object, counting the attempt.
@@ -101,6 +136,13 @@ impl Context {
     }
 }
 
+fn reporter(instance: Option<String>) -> Reporter {
+    Reporter {
+        controller: CONTROLLER_NAME.to_owned(),
+        instance,
+    }
+}
+
 /// Which objects to watch.
 #[derive(Clone, Debug, Default)]
 pub enum WatchScope {
@@ -114,6 +156,7 @@ pub async fn run(
     ctx: Arc<Context>,
     scope: WatchScope,
     concurrency: u16,
+    health: Health,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<CloudFrontInvalidation> = match &scope {
@@ -121,7 +164,19 @@ pub async fn run(
         WatchScope::Namespace(ns) => Api::namespaced(ctx.client.clone(), ns),
     };
     info!(?scope, concurrency, "starting controller");
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    ctx.metrics.register_cache(store.clone());
+    let synced = tokio::spawn({
+        let health = health.clone();
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                info!("cache synced");
+                health.set_cache_synced(true);
+            }
+        }
+    });
+    controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -131,5 +186,7 @@ pub async fn run(
             }
         })
         .await;
+    synced.abort();
+    health.set_cache_synced(false);
     info!("controller stopped");
 }

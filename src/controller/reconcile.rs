@@ -25,6 +25,7 @@ use crate::{
     },
     crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase},
     paths::{self, NormalizedPaths},
+    tenancy::Decision,
 };
 
 /// What one reconcile decided.
@@ -61,6 +62,14 @@ pub async fn reconcile(
     obj: Arc<CloudFrontInvalidation>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&obj, &ctx).await;
+    ctx.metrics
+        .record_reconcile(result.is_ok(), started.elapsed());
+    result
+}
+
+async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<Action, Error> {
     let uid = obj.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let status = obj.status.clone().unwrap_or_default();
     if let Some(id) = &status.invalidation_id {
@@ -70,7 +79,7 @@ pub async fn reconcile(
 
     if obj.phase().is_terminal() {
         ctx.forget(&uid);
-        note_spec_change_after_submit(&obj, &status, &ctx).await?;
+        note_spec_change_after_submit(obj, &status, ctx).await?;
         return Ok(Action::await_change());
     }
 
@@ -79,15 +88,15 @@ pub async fn reconcile(
     let step = if now >= deadline {
         Step::Failed {
             reason: FailureReason::Timeout,
-            message: timeout_message(&obj, &status),
+            message: timeout_message(obj, &status),
         }
     } else {
         match &status.invalidation_id {
-            None => submit(&obj, &ctx, &uid).await,
-            Some(id) => poll(&obj, &ctx, id, now).await,
+            None => submit(obj, ctx, &uid).await,
+            Some(id) => poll(obj, ctx, id, now).await,
         }
     };
-    apply(&obj, &ctx, &uid, status, step, now, deadline).await
+    apply(obj, ctx, &uid, status, step, now, deadline).await
 }
 
 /// Validate and normalise the paths, then send the one CreateInvalidation.
@@ -102,6 +111,21 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Step 
             };
         }
     };
+    let namespace = obj.namespace().unwrap_or_default();
+    match ctx.tenancy.check(&namespace, &obj.spec.distribution_id) {
+        Decision::Allowed => {}
+        Decision::Denied(message) => {
+            return Step::Failed {
+                reason: FailureReason::NotAllowed,
+                message,
+            };
+        }
+        Decision::NotYetKnown => {
+            return Step::Retry {
+                message: "waiting for the namespace cache to check the tenancy policy".to_owned(),
+            };
+        }
+    }
     let caller_reference = obj
         .spec
         .caller_reference
@@ -188,6 +212,8 @@ async fn apply(
             let billed = normalized.billed();
             let dropped = normalized.dropped.len();
             info!(billed, dropped, "CloudFront accepted the invalidation");
+            ctx.metrics
+                .record_billed(&obj.spec.distribution_id, billed as u64);
             new.invalidation_id = Some(invalidation.id.clone());
             new.caller_reference = Some(caller_reference);
             new.create_time = invalidation.create_time.map(Time);
@@ -222,12 +248,14 @@ async fn apply(
             ctx.forget(uid);
             let id = old.invalidation_id.clone().unwrap_or_default();
             info!("CloudFront completed the invalidation");
+            observe_completion(ctx, uid, &old, now);
             completed(&mut new, &id, now);
             event = Some(normal("Completed", new.message.clone().unwrap_or_default()));
             (Phase::Completed, "Completed", Action::await_change())
         }
         Step::StillRunning { since_submit } => {
             ctx.forget(uid);
+            ctx.seen_running(uid, now);
             // Replaces a retry message left by an earlier failed poll.
             let id = old.invalidation_id.as_deref().unwrap_or_default();
             new.message = Some(in_progress_message(
@@ -244,6 +272,8 @@ async fn apply(
         Step::Failed { reason, message } => {
             ctx.forget(uid);
             warn!(reason = reason.as_str(), %message, "invalidation failed");
+            ctx.metrics.record_failure(reason.as_str());
+            ctx.take_last_seen_running(uid);
             new.completion_time = Some(Time(now));
             new.message = Some(message.clone());
             event = Some(Event {
@@ -296,6 +326,22 @@ async fn apply(
         publish(obj, ctx, event).await;
     }
     Ok(action)
+}
+
+fn observe_completion(
+    ctx: &Context,
+    uid: &str,
+    old: &CloudFrontInvalidationStatus,
+    now: Timestamp,
+) {
+    let secs = |from: Timestamp| now.duration_since(from).as_secs_f64().max(0.0);
+    if let Some(created) = old.create_time.as_ref().or(old.start_time.as_ref()) {
+        ctx.metrics.submit_to_completed.observe(secs(created.0));
+    }
+    // Unknown after a restart; the metric then skips this invalidation rather than guess.
+    if let Some(seen) = ctx.take_last_seen_running(uid) {
+        ctx.metrics.detection_delay.observe(secs(seen));
+    }
 }
 
 fn in_progress_message(id: &str, billed: u32) -> String {

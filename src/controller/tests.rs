@@ -270,7 +270,6 @@ fn harness(obj: &CloudFrontInvalidation, cloudfront: FakeCloudFront) -> Harness 
         client,
         cloudfront.clone(),
         Settings::default(),
-        None,
     ));
     Harness {
         cloudfront,
@@ -284,16 +283,19 @@ fn throttled() -> CloudFrontError {
 }
 
 fn requeue_after(action: &Action) -> Option<Duration> {
-    // Action has no accessor; its Debug output carries the duration.
+    // Action has no accessor; its Debug output carries the Duration's Debug form ("1.5s", "700ms").
     let text = format!("{action:?}");
-    if text.contains("None") {
-        return None;
-    }
-    let secs: String = text
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    secs.parse::<f64>().ok().map(Duration::from_secs_f64)
+    let inner = text.split("Some(").nth(1)?.split(')').next()?;
+    let (number, unit) = inner.split_at(inner.find(|c: char| c.is_alphabetic() || c == 'µ')?);
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "ms" => n / 1e3,
+        "µs" => n / 1e6,
+        "ns" => n / 1e9,
+        other => panic!("unexpected unit {other} in {text}"),
+    };
+    Some(Duration::from_secs_f64(secs))
 }
 
 // ---------- tests ----------
@@ -661,4 +663,77 @@ async fn spec_edits_after_completion_are_recorded_once_and_ignored() {
         vec![("Warning".into(), "SpecChangeIgnored".into())]
     );
     assert_eq!(h.cloudfront.gets() + h.cloudfront.creates().len(), 0);
+}
+
+#[tokio::test]
+async fn tenancy_denial_fails_not_allowed_with_zero_cloudfront_calls() {
+    use crate::tenancy::{ALLOWED_DISTRIBUTIONS_ANNOTATION, TenancyGuard};
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::{
+        core::PartialObjectMeta,
+        runtime::{reflector, watcher},
+    };
+
+    let obj = object(&["/a"]);
+    let (client, api) = ApiServer::start(&obj);
+    let cloudfront = Arc::new(FakeCloudFront::default());
+    let (reader, mut writer) = reflector::store();
+    let mut ns = PartialObjectMeta::<Namespace>::default();
+    ns.metadata.name = Some("web".into());
+    ns.metadata.annotations = Some(
+        [(
+            ALLOWED_DISTRIBUTIONS_ANNOTATION.to_owned(),
+            "EOTHER".to_owned(),
+        )]
+        .into(),
+    );
+    writer.apply_watcher_event(&watcher::Event::Apply(ns));
+    let ctx = Arc::new(
+        Context::new(client, cloudfront.clone(), Settings::default())
+            .with_tenancy(TenancyGuard::namespace_annotation(reader)),
+    );
+
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+
+    assert_eq!(cloudfront.creates().len(), 0);
+    let s = &api.status_writes()[0];
+    assert_eq!(s.phase, Some(Phase::Failed));
+    let failed = s.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+    assert_eq!(failed.reason, "NotAllowed");
+    assert!(
+        failed.message.contains("cluster administrator"),
+        "{}",
+        failed.message
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_billed_paths_failures_and_completion() {
+    let obj = object(&["/a", "/b", "/b"]);
+    let h = harness(
+        &obj,
+        FakeCloudFront::default()
+            .on_create(Ok(InvalidationStatus::InProgress))
+            .on_get(Ok(InvalidationStatus::InProgress))
+            .on_get(Ok(InvalidationStatus::Completed)),
+    );
+    let mut current = obj.clone();
+    for _ in 0..3 {
+        reconcile(Arc::new(current.clone()), h.ctx.clone())
+            .await
+            .unwrap();
+        if let Some(s) = h.api.status_writes().pop() {
+            current = with_status(obj.clone(), s);
+        }
+    }
+    assert_eq!(current.phase(), Phase::Completed);
+    let text = h.ctx.metrics.encode();
+    for line in [
+        "cloudfront_invalidation_paths_billed_total{distribution=\"E2EXAMPLE\"} 2",
+        "cloudfront_invalidation_reconciles_total{result=\"ok\"} 3",
+        "cloudfront_invalidation_submit_to_completed_seconds_count 1",
+        "cloudfront_invalidation_detection_delay_seconds_count 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
 }

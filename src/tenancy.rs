@@ -1,0 +1,171 @@
+//! Tenancy guard: which namespaces may invalidate which distributions.
+//!
+//! In a shared cluster, anyone who can create a CloudFrontInvalidation could otherwise spend
+//! money on any distribution the operator's IAM role reaches. The policy is set by cluster
+//! administrators, never by namespace users: in `namespace-annotation` mode a namespace may
+//! invalidate only the distributions listed in an annotation on the Namespace object (which
+//! namespace users cannot edit under normal RBAC). `open` (the default) allows everything and is
+//! right for single-tenant clusters.
+
+use clap::ValueEnum;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    core::PartialObjectMeta,
+    runtime::reflector::{ObjectRef, Store},
+};
+
+/// The annotation on a Namespace that lists the distributions its objects may invalidate:
+/// comma- or space-separated ids, or `*` for any.
+pub const ALLOWED_DISTRIBUTIONS_ANNOTATION: &str =
+    "cloudfront.invalidation.io/allowed-distributions";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum TenancyMode {
+    /// Every namespace may invalidate every distribution (single-tenant clusters).
+    #[default]
+    Open,
+    /// A namespace may invalidate the distributions its annotation lists.
+    NamespaceAnnotation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Not allowed; the message says who can grant it and how.
+    Denied(String),
+    /// The namespace cache has not synced yet: ask again shortly.
+    NotYetKnown,
+}
+
+/// The policy in force, with the namespace cache it reads in annotation mode.
+#[derive(Clone, Default)]
+pub struct TenancyGuard {
+    mode: TenancyMode,
+    namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+}
+
+impl TenancyGuard {
+    pub fn open() -> Self {
+        Self::default()
+    }
+
+    /// Annotation mode, reading Namespace metadata from a reflector's store (a watch, so a
+    /// reconcile never makes an API call to decide).
+    pub fn namespace_annotation(namespaces: Store<PartialObjectMeta<Namespace>>) -> Self {
+        Self {
+            mode: TenancyMode::NamespaceAnnotation,
+            namespaces: Some(namespaces),
+        }
+    }
+
+    pub fn mode(&self) -> TenancyMode {
+        self.mode
+    }
+
+    pub fn check(&self, namespace: &str, distribution: &str) -> Decision {
+        let store = match (self.mode, &self.namespaces) {
+            (TenancyMode::Open, _) => return Decision::Allowed,
+            (TenancyMode::NamespaceAnnotation, None) => return Decision::NotYetKnown,
+            (TenancyMode::NamespaceAnnotation, Some(store)) => store,
+        };
+        if store.is_empty() {
+            // Every cluster has namespaces: an empty cache has not synced.
+            return Decision::NotYetKnown;
+        }
+        let annotation = store.get(&ObjectRef::new(namespace)).and_then(|ns| {
+            ns.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ALLOWED_DISTRIBUTIONS_ANNOTATION).cloned())
+        });
+        if allows(annotation.as_deref(), distribution) {
+            Decision::Allowed
+        } else {
+            Decision::Denied(denied_message(
+                namespace,
+                distribution,
+                annotation.as_deref(),
+            ))
+        }
+    }
+}
+
+/// Does an annotation value allow this distribution?
+pub fn allows(annotation: Option<&str>, distribution: &str) -> bool {
+    annotation.is_some_and(|value| {
+        value
+            .split([',', ' ', '\n', '\t'])
+            .map(str::trim)
+            .any(|item| item == "*" || item == distribution)
+    })
+}
+
+fn denied_message(namespace: &str, distribution: &str, annotation: Option<&str>) -> String {
+    let now = match annotation {
+        Some(v) => format!("it allows only {v:?}"),
+        None => "it has none".to_owned(),
+    };
+    format!(
+        "namespace {namespace} may not invalidate distribution {distribution}: the operator's tenancy \
+         policy requires the distribution in the annotation {ALLOWED_DISTRIBUTIONS_ANNOTATION} on \
+         namespace {namespace}, and {now}. A cluster administrator can grant it with: kubectl \
+         annotate namespace {namespace} --overwrite {ALLOWED_DISTRIBUTIONS_ANNOTATION}={distribution}; \
+         then create a new CloudFrontInvalidation"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::{reflector, watcher};
+
+    #[test]
+    fn annotation_lists_distributions_or_a_star() {
+        assert!(allows(Some("E1,E2"), "E2"));
+        assert!(allows(Some("E1, E2"), "E2"));
+        assert!(allows(Some("E1 E2"), "E1"));
+        assert!(allows(Some("*"), "EANY"));
+        assert!(!allows(Some("E1,E2"), "E3"));
+        assert!(!allows(Some("E12"), "E1"), "no prefix matching");
+        assert!(!allows(Some(""), "E1"));
+        assert!(!allows(None, "E1"));
+    }
+
+    #[test]
+    fn open_mode_allows_everything() {
+        assert_eq!(TenancyGuard::open().check("any", "E1"), Decision::Allowed);
+    }
+
+    fn namespace(name: &str, annotation: Option<&str>) -> PartialObjectMeta<Namespace> {
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some(name.to_owned());
+        if let Some(a) = annotation {
+            ns.metadata.annotations = Some(
+                [(ALLOWED_DISTRIBUTIONS_ANNOTATION.to_owned(), a.to_owned())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
+        ns
+    }
+
+    #[test]
+    fn annotation_mode_reads_the_namespace_cache() {
+        let (reader, mut writer) = reflector::store();
+        let guard = TenancyGuard::namespace_annotation(reader);
+        assert_eq!(guard.check("web", "E1"), Decision::NotYetKnown);
+
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("web", Some("E1"))));
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("shop", None)));
+        assert_eq!(guard.check("web", "E1"), Decision::Allowed);
+        let Decision::Denied(message) = guard.check("shop", "E1") else {
+            panic!("shop has no annotation");
+        };
+        assert!(
+            message.contains("kubectl annotate namespace shop"),
+            "{message}"
+        );
+        assert!(message.contains("cluster administrator"), "{message}");
+        assert!(matches!(guard.check("web", "E2"), Decision::Denied(_)));
+    }
+}
