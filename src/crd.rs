@@ -233,5 +233,8 @@ pub fn crd_yaml() -> String {
     serde_norway::to_string(&CloudFrontInvalidation::crd()).expect("the CRD serialises to YAML")
 }
 
+mod install;
+pub use install::install;
+
 #[cfg(test)]
 mod tests;

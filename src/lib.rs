@@ -2,6 +2,7 @@
 //! invalidations out. The library holds every piece; `src/main.rs` is one binary with
 //! subcommands (`run`, `crd`, `simulator`, `sandbox`, `invalidate`, ...).
 
+pub mod cli;
 pub mod cloudfront;
 pub mod controller;
 pub mod controlplane;
@@ -12,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod paths;
 pub mod run;
+pub mod sandbox;
 pub mod simulator;
 pub mod telemetry;
 pub mod tenancy;

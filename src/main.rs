@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use cloudfront_invalidation_operator::{crd, run, telemetry};
+use cloudfront_invalidation_operator::{cli, crd, run, sandbox, simulator, telemetry};
 
 /// Turns CloudFrontInvalidation resources into Amazon CloudFront invalidations.
 #[derive(Parser, Debug)]
@@ -20,6 +20,17 @@ enum Command {
     Run(run::RunArgs),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
+    /// Everything on this machine: kube-apiserver + etcd, the CloudFront simulator and the
+    /// operator (no cluster or AWS account needed).
+    Sandbox(sandbox::SandboxArgs),
+    /// Serve the CloudFront invalidation API locally (see docs/simulator.md).
+    Simulator(simulator::cli::SimulatorArgs),
+    /// Invalidate paths of a distribution without a cluster (one-shot; see docs/cli.md).
+    Invalidate(cli::InvalidateArgs),
+    /// List recent invalidations of a distribution, newest first.
+    List(cli::ListArgs),
+    /// Show one invalidation.
+    Get(cli::GetArgs),
 }
 
 #[tokio::main]
@@ -33,6 +44,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             telemetry::init(cli.log_format);
             run::run(args).await
+        }
+        Command::Sandbox(args) => {
+            telemetry::init(cli.log_format);
+            sandbox::run(args).await
+        }
+        Command::Simulator(args) => {
+            telemetry::init(cli.log_format);
+            simulator::cli::run(args).await
+        }
+        Command::Invalidate(args) => {
+            telemetry::init(cli.log_format);
+            std::process::exit(cli::invalidate(args).await.code())
+        }
+        Command::List(args) => {
+            telemetry::init(cli.log_format);
+            std::process::exit(cli::list(args).await.code())
+        }
+        Command::Get(args) => {
+            telemetry::init(cli.log_format);
+            std::process::exit(cli::get(args).await.code())
         }
     }
 }

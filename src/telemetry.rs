@@ -11,9 +11,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// Targets that log signed requests (Authorization headers, the access key id, session tokens)
+/// at debug/trace level. They are held at `info` whatever `RUST_LOG` asks for, so credentials and
+/// signatures never reach a log.
+const CREDENTIAL_BEARING_TARGETS: &[&str] = &[
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_config",
+    "aws_credential_types",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
+
+/// The filter from `RUST_LOG` (default `info`), with the credential-bearing targets capped.
+pub fn filter() -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in CREDENTIAL_BEARING_TARGETS {
+        filter = filter.add_directive(format!("{target}=info").parse().expect("a valid directive"));
+    }
+    filter
+}
+
 /// Install the global subscriber. Safe to call once per process.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter();
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Text => registry
