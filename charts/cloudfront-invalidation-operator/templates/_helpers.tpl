@@ -1,0 +1,64 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "cfinv.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: the release name, prefixed to the chart name unless it contains it. */}}
+{{- define "cfinv.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cfinv.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. helm.sh/chart and managed-by are the only ones deploy/ leaves out. */}}
+{{- define "cfinv.labels" -}}
+helm.sh/chart: {{ include "cfinv.chart" . }}
+{{ include "cfinv.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cfinv.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cfinv.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cfinv.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cfinv.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cfinv.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when leader election is on: forced by leaderElection.enabled, or auto and more than one replica. */}}
+{{- define "cfinv.leaderElection" -}}
+{{- $enabled := .Values.leaderElection.enabled }}
+{{- if eq (toString $enabled) "auto" }}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- else if $enabled }}true
+{{- end }}
+{{- end }}
+
+{{- define "cfinv.leaseName" -}}
+{{- default (include "cfinv.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
