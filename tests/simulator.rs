@@ -1281,3 +1281,113 @@ async fn invalid_configuration_is_refused_at_start() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_command_line_serves_logs_in_words_and_stops_on_ctrl_c() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_cloudfront-invalidation-operator"))
+            .args([
+                "simulator",
+                "--listen",
+                &listen,
+                "--distribution",
+                DIST,
+                "--deny-access",
+                "EDENIED",
+            ])
+            .args([
+                "--completion-after",
+                "1m",
+                "--time-scale",
+                "60",
+                "--throttle-rate",
+                "1",
+                "--fault-operation",
+                "GetDistribution",
+            ])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator did not listen on {listen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let endpoint = format!("http://{listen}");
+    let cf = client(&endpoint, 1);
+    let out = cf
+        .create_invalidation()
+        .distribution_id(DIST)
+        .invalidation_batch(batch("cli-1", &["/a"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.invalidation().unwrap().status(), "InProgress");
+    let err = cf.get_distribution().id(DIST).send().await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("Throttling"),
+        "--throttle-rate for --fault-operation GetDistribution"
+    );
+    let err = cf
+        .get_invalidation()
+        .distribution_id("EDENIED")
+        .id("I1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"));
+    let counters = raw_request(
+        listen.parse().unwrap(),
+        "GET",
+        "/__simulator/counters",
+        &[],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(counters["calls"]["CreateInvalidation"]["ok"], 1);
+    assert_eq!(counters["calls"]["GetDistribution"]["Throttling"], 1);
+
+    // Ctrl-C: SIGINT to the process we started, by its id.
+    let pid = child.id().expect("running").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exits within 15 s of Ctrl-C")
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "exit {:?}:\n{log}", output.status);
+    for words in [
+        format!("listening on http://{listen}"),
+        format!("CreateInvalidation on {DIST}: created I"),
+        format!("GetDistribution on {DIST}: injected fault, answering Throttling"),
+        "GetInvalidation on EDENIED answered AccessDenied (403)".to_string(),
+        "CloudFront simulator stopped".to_string(),
+    ] {
+        assert!(log.contains(&words), "{words:?} not in the log:\n{log}");
+    }
+}
