@@ -20,6 +20,8 @@ pub const MAX_CALLER_REFERENCE_LEN: usize = 128;
 
 /// A one-shot request to invalidate paths of one CloudFront distribution, like a Job: the spec is
 /// immutable; create a new object to invalidate again.
+// Each printcolumn(...) repeats `type_ = "string"`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cloudfront.invalidation.io",

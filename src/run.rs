@@ -35,17 +35,36 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDFRONT_ENDPOINT_URL")]
     pub cloudfront_endpoint_url: Option<String>,
 
-    /// Shortest interval between GetInvalidation polls of one invalidation.
-    #[arg(long, env = "POLL_MIN_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Shortest interval between two looks at one invalidation.
+    #[arg(long, env = "POLL_MIN_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_min_interval: Duration,
 
     /// Longest interval between GetInvalidation polls of one invalidation.
     #[arg(long, env = "POLL_MAX_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_max_interval: Duration,
 
-    /// The poll interval grows as this fraction of the time since submission.
+    /// Past the likely completion window, the poll interval grows as this fraction of the time
+    /// since submission.
     #[arg(long, env = "POLL_GROWTH", default_value_t = 0.25)]
     pub poll_growth: f64,
+
+    /// Learn each distribution's completion times and poll densely where completion is likely
+    /// (false: a plain growing schedule).
+    #[arg(long, env = "POLL_ADAPTIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub poll_adaptive: bool,
+
+    /// Polls spread over the likely completion window.
+    #[arg(long, env = "POLL_PER_WINDOW", default_value_t = 6)]
+    pub poll_per_window: u32,
+
+    /// With two or more invalidations in flight on a distribution, one shared ListInvalidations
+    /// at most this often answers for all of them ("0s": always GetInvalidation per object).
+    #[arg(long, env = "POLL_BATCH_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub poll_batch_interval: Duration,
+
+    /// How often an object waiting for a quota slot looks again (no AWS call while waiting).
+    #[arg(long, env = "QUEUE_RECHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub queue_recheck_interval: Duration,
 
     /// First backoff after a retryable CloudFront error (doubles per attempt, with jitter).
     #[arg(long, env = "RETRY_BASE_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -109,11 +128,16 @@ impl RunArgs {
                 min_interval: self.poll_min_interval,
                 max_interval: self.poll_max_interval,
                 growth: self.poll_growth,
+                polls_per_window: self.poll_per_window,
+                adaptive: self.poll_adaptive,
+                batch_interval: (!self.poll_batch_interval.is_zero())
+                    .then_some(self.poll_batch_interval),
             },
             retry: RetrySettings {
                 base: self.retry_base_delay,
                 max: self.retry_max_delay,
             },
+            queue_recheck: self.queue_recheck_interval,
         }
     }
 

@@ -171,12 +171,14 @@ async fn start_operator(
         poll: PollSettings {
             min_interval: Duration::from_millis(500),
             max_interval: Duration::from_secs(2),
-            growth: 0.25,
+            batch_interval: Some(Duration::from_millis(500)),
+            ..PollSettings::default()
         },
         retry: RetrySettings {
             base: Duration::from_millis(200),
             max: Duration::from_secs(5),
         },
+        queue_recheck: Duration::from_millis(500),
     };
     let ctx = Arc::new(
         Context::new(

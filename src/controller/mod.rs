@@ -26,11 +26,19 @@ use kube::{
 use rand::SeedableRng;
 use tracing::{info, warn};
 
+pub use crate::polling::PollSettings;
 pub use reconcile::{error_policy, reconcile};
-pub use schedule::{PollSettings, RetrySettings};
+pub use schedule::RetrySettings;
+
+use kube::runtime::reflector::Store;
 
 use crate::{
-    cloudfront::CloudFront, crd::CloudFrontInvalidation, health::Health, metrics::Metrics,
+    cloudfront::CloudFront,
+    crd::CloudFrontInvalidation,
+    health::Health,
+    metrics::Metrics,
+    polling::{CompletionModel, StatusBoard},
+    scheduler::Scheduler,
     tenancy::TenancyGuard,
 };
 use jiff::Timestamp;
@@ -48,10 +56,23 @@ pub enum Error {
 }
 
 /// Tunables of the reconciler.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub poll: PollSettings,
     pub retry: RetrySettings,
+    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again.
+    /// No CloudFront call and no write is made while it waits.
+    pub queue_recheck: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll: PollSettings::default(),
+            retry: RetrySettings::default(),
+            queue_recheck: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -62,6 +83,12 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub tenancy: TenancyGuard,
+    pub scheduler: Scheduler,
+    pub model: CompletionModel,
+    pub board: StatusBoard,
+    /// The controller's cache, set while a controller runs: the scheduler and the poller read
+    /// what is in flight from it instead of listing.
+    cache: Mutex<Option<Store<CloudFrontInvalidation>>>,
     /// When each in-progress invalidation was last seen still running, to bound how late the
     /// operator noticed completion (the detection-delay metric).
     last_seen_running: Mutex<HashMap<String, Timestamp>>,
@@ -80,6 +107,10 @@ impl Context {
             settings,
             metrics: Arc::default(),
             tenancy: TenancyGuard::open(),
+            scheduler: Scheduler::default(),
+            model: CompletionModel::default(),
+            board: StatusBoard::default(),
+            cache: Mutex::default(),
             last_seen_running: Mutex::default(),
             attempts: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
@@ -100,6 +131,18 @@ impl Context {
     pub fn with_tenancy(mut self, tenancy: TenancyGuard) -> Self {
         self.tenancy = tenancy;
         self
+    }
+
+    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
+    pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
+        let cache = self.cache.lock().expect("cache lock");
+        cache.as_ref().map_or_else(Vec::new, |store| {
+            store
+                .state()
+                .into_iter()
+                .filter(|o| o.spec.distribution_id == distribution)
+                .collect()
+        })
     }
 
     /// Remember that the invalidation was still running now; returns the previous sighting.
@@ -167,6 +210,7 @@ pub async fn run(
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
     ctx.metrics.register_cache(store.clone());
+    *ctx.cache.lock().expect("cache lock") = Some(store.clone());
     let synced = tokio::spawn({
         let health = health.clone();
         async move {

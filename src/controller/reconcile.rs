@@ -25,6 +25,7 @@ use crate::{
     },
     crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase},
     paths::{self, NormalizedPaths},
+    scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
     tenancy::Decision,
 };
 
@@ -41,14 +42,18 @@ enum Step {
     /// CloudFront reports the invalidation done.
     Completed,
     /// Still in progress: ask again later, write nothing.
-    StillRunning { since_submit: Duration },
+    StillRunning {
+        since_submit: Duration,
+        batched: bool,
+    },
     /// The object will not complete.
     Failed {
         reason: FailureReason,
         message: String,
     },
-    /// The distribution has no free in-progress slot.
-    Queued { message: String },
+    /// The distribution has no free in-progress slot; `backoff` when CloudFront said so (a
+    /// writer outside this operator), else a plain recheck of this operator's own scheduler.
+    Queued { message: String, backoff: bool },
     /// A transient error; try again after a backoff.
     Retry { message: String },
 }
@@ -131,8 +136,45 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Step 
         .caller_reference
         .clone()
         .unwrap_or_else(|| uid.to_owned());
+    let distribution = &obj.spec.distribution_id;
+    let candidate = Candidate {
+        uid: uid.to_owned(),
+        namespace,
+        created: obj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+        usage: Usage::of(&normalized.paths),
+    };
+    match ctx
+        .scheduler
+        .admit(distribution, &candidate, &ctx.cached(distribution))
+    {
+        Admission::Admit => {}
+        Admission::Wait { .. } => {
+            return Step::Queued {
+                message: queued_message(distribution),
+                backoff: false,
+            };
+        }
+        Admission::Never { usage } => {
+            return Step::Failed {
+                reason: FailureReason::InvalidPaths,
+                message: format!(
+                    "spec.paths: {} wildcard and {} other paths after normalisation, but CloudFront \
+                     allows at most {} wildcard and {} other paths in progress per distribution; \
+                     split them over several CloudFrontInvalidations",
+                    usage.wildcards,
+                    usage.objects,
+                    CLOUDFRONT_QUOTA.wildcards,
+                    CLOUDFRONT_QUOTA.objects
+                ),
+            };
+        }
+    }
     let request = CreateInvalidation {
-        distribution_id: obj.spec.distribution_id.clone(),
+        distribution_id: distribution.clone(),
         caller_reference: caller_reference.clone(),
         paths: normalized.paths.clone(),
     };
@@ -142,28 +184,77 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Step 
             normalized,
             caller_reference,
         },
-        Err(err) => step_for_error(obj, "CreateInvalidation", err),
+        Err(err) => {
+            ctx.scheduler.release(uid);
+            step_for_error(obj, "CreateInvalidation", err)
+        }
     }
 }
 
 /// Ask CloudFront whether the invalidation is done.
 async fn poll(obj: &CloudFrontInvalidation, ctx: &Context, id: &str, now: Timestamp) -> Step {
-    match ctx
-        .cloudfront
-        .get_invalidation(&obj.spec.distribution_id, id)
-        .await
-    {
-        Ok(inv) if inv.status.is_completed() => Step::Completed,
-        Ok(_) => {
+    let distribution = &obj.spec.distribution_id;
+    let batch_interval = ctx.settings.poll.batch_interval;
+    let in_flight = ctx
+        .cached(distribution)
+        .iter()
+        .filter(|o| o.phase() == Phase::InProgress)
+        .count();
+    let batched = batch_interval.is_some() && in_flight >= 2;
+    let completed = match batch_interval.filter(|_| batched) {
+        Some(max_age) => match ctx
+            .board
+            .completed(&*ctx.cloudfront, distribution, id, max_age)
+            .await
+        {
+            Ok(Some(done)) => Ok(done),
+            // Not among the newest 100: ask for this one.
+            Ok(None) => get_completed(ctx, distribution, id).await,
+            Err(e) => Err(e),
+        },
+        None => get_completed(ctx, distribution, id).await,
+    };
+    if in_flight <= 1 {
+        ctx.board.forget(distribution);
+    }
+    match completed {
+        Ok(true) => Step::Completed,
+        Ok(false) => {
             let status = obj.status.as_ref();
             let submitted = status
                 .and_then(|s| s.create_time.as_ref().or(s.start_time.as_ref()))
                 .map_or(now, |t| t.0);
             let since_submit = now.duration_since(submitted).unsigned_abs();
-            Step::StillRunning { since_submit }
+            Step::StillRunning {
+                since_submit,
+                batched,
+            }
         }
-        Err(err) => step_for_error(obj, "GetInvalidation", err),
+        Err(err) => {
+            let op = if batched {
+                "ListInvalidations"
+            } else {
+                "GetInvalidation"
+            };
+            step_for_error(obj, op, err)
+        }
     }
+}
+
+async fn get_completed(
+    ctx: &Context,
+    distribution: &str,
+    id: &str,
+) -> Result<bool, CloudFrontError> {
+    let inv = ctx.cloudfront.get_invalidation(distribution, id).await?;
+    Ok(inv.status.is_completed())
+}
+
+fn queued_message(distribution: &str) -> String {
+    format!(
+        "waiting for a slot on distribution {distribution}: CloudFront allows 15 wildcard paths \
+         and 3,000 other paths in progress at once"
+    )
 }
 
 fn step_for_error(obj: &CloudFrontInvalidation, operation: &str, err: CloudFrontError) -> Step {
@@ -173,11 +264,8 @@ fn step_for_error(obj: &CloudFrontInvalidation, operation: &str, err: CloudFront
             message: failure_message(obj, reason, operation, &err),
         },
         Disposition::Queue => Step::Queued {
-            message: format!(
-                "distribution {} has too many invalidations in progress (CloudFront allows 15 \
-                 wildcard paths and 3,000 other paths at once); waiting for a slot",
-                obj.spec.distribution_id
-            ),
+            message: queued_message(&obj.spec.distribution_id),
+            backoff: true,
         },
         Disposition::Retry => Step::Retry {
             message: format!("{operation} failed, retrying: {err}"),
@@ -236,7 +324,8 @@ async fn apply(
                 (Phase::Completed, "Completed", Action::await_change())
             } else {
                 new.message = Some(in_progress_message(&invalidation.id, billed as u32));
-                let next = ctx.settings.poll.next_poll(Duration::ZERO);
+                let window = ctx.model.window(&obj.spec.distribution_id);
+                let next = ctx.settings.poll.next_poll(Duration::ZERO, window, false);
                 (
                     Phase::InProgress,
                     "InProgress",
@@ -248,12 +337,15 @@ async fn apply(
             ctx.forget(uid);
             let id = old.invalidation_id.clone().unwrap_or_default();
             info!("CloudFront completed the invalidation");
-            observe_completion(ctx, uid, &old, now);
+            observe_completion(ctx, uid, &obj.spec.distribution_id, &old, now);
             completed(&mut new, &id, now);
             event = Some(normal("Completed", new.message.clone().unwrap_or_default()));
             (Phase::Completed, "Completed", Action::await_change())
         }
-        Step::StillRunning { since_submit } => {
+        Step::StillRunning {
+            since_submit,
+            batched,
+        } => {
             ctx.forget(uid);
             ctx.seen_running(uid, now);
             // Replaces a retry message left by an earlier failed poll.
@@ -262,7 +354,8 @@ async fn apply(
                 id,
                 old.billed_paths.unwrap_or_default(),
             ));
-            let next = ctx.settings.poll.next_poll(since_submit);
+            let window = ctx.model.window(&obj.spec.distribution_id);
+            let next = ctx.settings.poll.next_poll(since_submit, window, batched);
             (
                 Phase::InProgress,
                 "InProgress",
@@ -285,8 +378,12 @@ async fn apply(
             });
             (Phase::Failed, reason.as_str(), Action::await_change())
         }
-        Step::Queued { message } => {
-            let delay = ctx.backoff(uid);
+        Step::Queued { message, backoff } => {
+            let delay = if backoff {
+                ctx.backoff(uid)
+            } else {
+                ctx.settings.queue_recheck
+            };
             info!(retry_in = ?delay, "distribution busy, invalidation queued");
             new.message = Some(message);
             (
@@ -331,16 +428,27 @@ async fn apply(
 fn observe_completion(
     ctx: &Context,
     uid: &str,
+    distribution: &str,
     old: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) {
-    let secs = |from: Timestamp| now.duration_since(from).as_secs_f64().max(0.0);
-    if let Some(created) = old.create_time.as_ref().or(old.start_time.as_ref()) {
-        ctx.metrics.submit_to_completed.observe(secs(created.0));
+    // CloudFront finished between the last look that saw it running and now: the midpoint is
+    // the best estimate for the completion-time model.
+    let secs = |from: Timestamp, to: Timestamp| to.duration_since(from).as_secs_f64().max(0.0);
+    let seen = ctx.take_last_seen_running(uid);
+    if let Some(seen) = seen {
+        // Unknown after a restart; the metric then skips this invalidation rather than guess.
+        ctx.metrics.detection_delay.observe(secs(seen, now));
     }
-    // Unknown after a restart; the metric then skips this invalidation rather than guess.
-    if let Some(seen) = ctx.take_last_seen_running(uid) {
-        ctx.metrics.detection_delay.observe(secs(seen));
+    if let Some(created) = old.create_time.as_ref().or(old.start_time.as_ref()) {
+        ctx.metrics
+            .submit_to_completed
+            .observe(secs(created.0, now));
+        let finished = seen.map_or(now, |s| s + now.duration_since(s) / 2);
+        ctx.model.observe(
+            distribution,
+            Duration::from_secs_f64(secs(created.0, finished)),
+        );
     }
 }
 

@@ -1,0 +1,401 @@
+//! Quota-aware admission: never submit past CloudFront's in-progress quotas per distribution
+//! (15 wildcard paths, 3,000 other paths, each independently) when this operator is the only
+//! writer, keep the quota full while work waits, and serve waiting objects fairly.
+//!
+//! What is in flight is read from the controller's cache (objects in phase `InProgress`), plus
+//! objects admitted moments ago whose status write has not reached the cache yet. Waiting
+//! objects are ordered round-robin across namespaces and oldest first within one, so a
+//! namespace that creates a hundred objects cannot starve another that creates one. Writers
+//! outside the operator are still handled: CloudFront's `TooManyInvalidationsInProgress` sends
+//! the object back to `Queued`.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::{
+    crd::{CloudFrontInvalidation, Phase},
+    paths,
+};
+
+/// Paths an invalidation holds while in progress, by kind of quota.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub wildcards: u32,
+    pub objects: u32,
+}
+
+impl Usage {
+    pub fn of<S: AsRef<str>>(paths: &[S]) -> Self {
+        let wildcards = paths
+            .iter()
+            .filter(|p| paths::is_wildcard(p.as_ref()))
+            .count() as u32;
+        Self {
+            wildcards,
+            objects: paths.len() as u32 - wildcards,
+        }
+    }
+
+    fn plus(self, other: Usage) -> Usage {
+        Usage {
+            wildcards: self.wildcards + other.wildcards,
+            objects: self.objects + other.objects,
+        }
+    }
+
+    fn fits_within(self, quota: Usage) -> bool {
+        self.wildcards <= quota.wildcards && self.objects <= quota.objects
+    }
+}
+
+/// CloudFront's in-progress quotas per distribution.
+pub const CLOUDFRONT_QUOTA: Usage = Usage {
+    wildcards: 15,
+    objects: 3000,
+};
+
+/// How long an admission counts as in flight before the cache shows the object's status.
+const ADMISSION_TTL: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Submit now.
+    Admit,
+    /// Wait: the quota is full, or objects before it (in the fairness order) come first.
+    /// `ahead`: how many waiting objects come before it.
+    Wait { in_flight: Usage, ahead: usize },
+    /// The request alone exceeds the quota: CloudFront would refuse it forever.
+    Never { usage: Usage },
+}
+
+/// One object competing for a slot.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub uid: String,
+    pub namespace: String,
+    pub created: Timestamp,
+    pub usage: Usage,
+}
+
+impl Candidate {
+    /// A waiting object of the cache, with the paths it would submit.
+    pub fn of(obj: &CloudFrontInvalidation) -> Option<Self> {
+        let normalized = paths::normalize(&obj.spec.paths).ok()?;
+        Some(Self {
+            uid: obj.uid()?,
+            namespace: obj.namespace().unwrap_or_default(),
+            created: obj
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+            usage: Usage::of(&normalized.paths),
+        })
+    }
+}
+
+pub struct Scheduler {
+    quota: Usage,
+    /// Admitted, not yet seen in the cache as submitted: uid → (distribution, usage, when).
+    admitted: Mutex<HashMap<String, (String, Usage, Instant)>>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new(CLOUDFRONT_QUOTA)
+    }
+}
+
+impl Scheduler {
+    pub fn new(quota: Usage) -> Self {
+        Self {
+            quota,
+            admitted: Mutex::default(),
+        }
+    }
+
+    /// Decide for `candidate` on `distribution`, given every cached object of that distribution.
+    pub fn admit(
+        &self,
+        distribution: &str,
+        candidate: &Candidate,
+        cached: &[impl AsRef<CloudFrontInvalidation>],
+    ) -> Admission {
+        if !candidate.usage.fits_within(self.quota) {
+            return Admission::Never {
+                usage: candidate.usage,
+            };
+        }
+        let mut admitted = self.admitted.lock().expect("scheduler lock");
+        admitted.retain(|_, (_, _, at)| at.elapsed() < ADMISSION_TTL);
+
+        let mut in_flight = Usage::default();
+        let mut waiting = vec![candidate.clone()];
+        for obj in cached.iter().map(AsRef::as_ref) {
+            let Some(uid) = obj.uid() else { continue };
+            let status = obj.status.as_ref();
+            let submitted = status.and_then(|s| s.invalidation_id.as_ref()).is_some();
+            match obj.phase() {
+                Phase::InProgress if submitted => {
+                    admitted.remove(&uid);
+                    let sent = status
+                        .and_then(|s| s.submitted_paths.as_deref())
+                        .unwrap_or(&[]);
+                    in_flight = in_flight.plus(Usage::of(sent));
+                }
+                Phase::Completed | Phase::Failed => {
+                    admitted.remove(&uid);
+                }
+                _ if admitted.contains_key(&uid) || uid == candidate.uid => {}
+                _ => waiting.extend(Candidate::of(obj)),
+            }
+        }
+        for (uid, (dist, usage, _)) in admitted.iter() {
+            if dist == distribution && *uid != candidate.uid {
+                in_flight = in_flight.plus(*usage);
+            }
+        }
+
+        // Walk the fairness order, filling the quota; stop at the first that does not fit so
+        // a large request is not overtaken forever by small ones.
+        let order = fair_order(waiting);
+        let ahead = order
+            .iter()
+            .position(|w| w.uid == candidate.uid)
+            .expect("the candidate is in the waiting list");
+        let mut filled = in_flight;
+        for w in &order[..=ahead] {
+            let next = filled.plus(w.usage);
+            if !next.fits_within(self.quota) {
+                return Admission::Wait { in_flight, ahead };
+            }
+            filled = next;
+        }
+        admitted.insert(
+            candidate.uid.clone(),
+            (distribution.to_owned(), candidate.usage, Instant::now()),
+        );
+        Admission::Admit
+    }
+
+    /// The candidate's submission did not go through (error or CloudFront's own quota): it no
+    /// longer holds a slot.
+    pub fn release(&self, uid: &str) {
+        self.admitted.lock().expect("scheduler lock").remove(uid);
+    }
+}
+
+/// Round-robin across namespaces, oldest first within each: the k-th oldest waiting object of
+/// every namespace comes before any namespace's (k+1)-th. Ties break on creation time, then uid.
+fn fair_order(mut waiting: Vec<Candidate>) -> Vec<Candidate> {
+    waiting.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
+    let mut rank_in_namespace: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ranked: Vec<(usize, Candidate)> = waiting
+        .into_iter()
+        .map(|c| {
+            let rank = rank_in_namespace.entry(c.namespace.clone()).or_default();
+            *rank += 1;
+            (*rank, c)
+        })
+        .collect();
+    ranked.sort_by(|(ra, a), (rb, b)| (ra, a.created, &a.uid).cmp(&(rb, b.created, &b.uid)));
+    ranked.into_iter().map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CloudFrontInvalidationSpec, CloudFrontInvalidationStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn obj(
+        ns: &str,
+        uid: &str,
+        age_s: i64,
+        paths: &[&str],
+        phase: Option<Phase>,
+    ) -> CloudFrontInvalidation {
+        let mut o = CloudFrontInvalidation::new(
+            uid,
+            CloudFrontInvalidationSpec {
+                distribution_id: "E1".into(),
+                paths: paths.iter().map(|p| (*p).into()).collect(),
+                caller_reference: None,
+                timeout_seconds: 900,
+            },
+        );
+        o.metadata.namespace = Some(ns.into());
+        o.metadata.uid = Some(uid.into());
+        o.metadata.creation_timestamp =
+            Some(Time(Timestamp::from_second(1_000_000 - age_s).unwrap()));
+        if let Some(phase) = phase {
+            o.status = Some(CloudFrontInvalidationStatus {
+                phase: Some(phase),
+                invalidation_id: (phase != Phase::Queued).then(|| format!("I-{uid}")),
+                submitted_paths: Some(paths.iter().map(|p| (*p).to_owned()).collect()),
+                ..Default::default()
+            });
+        }
+        o
+    }
+
+    fn decide(s: &Scheduler, cached: &[CloudFrontInvalidation], uid: &str) -> Admission {
+        let me = cached
+            .iter()
+            .find(|o| o.uid().as_deref() == Some(uid))
+            .unwrap();
+        let cached: Vec<_> = cached.iter().cloned().map(std::sync::Arc::new).collect();
+        s.admit("E1", &Candidate::of(me).unwrap(), &cached)
+    }
+
+    #[test]
+    fn usage_counts_wildcards_and_objects_separately() {
+        assert_eq!(
+            Usage::of(&["/a", "/b/*", "/c*", "/d"]),
+            Usage {
+                wildcards: 2,
+                objects: 2
+            }
+        );
+    }
+
+    #[test]
+    fn never_more_than_fifteen_wildcards_in_flight() {
+        let s = Scheduler::default();
+        let cached: Vec<_> = (0..20)
+            .map(|i| obj("web", &format!("u{i:02}"), 100 - i, &["/*"], None))
+            .collect();
+        let admitted: Vec<_> = cached
+            .iter()
+            .filter(|o| decide(&s, &cached, &o.uid().unwrap()) == Admission::Admit)
+            .map(|o| o.uid().unwrap())
+            .collect();
+        assert_eq!(admitted.len(), 15, "quota filled, not exceeded");
+        assert_eq!(admitted[0], "u00", "oldest first");
+        assert!(!admitted.contains(&"u19".to_owned()), "youngest waits");
+    }
+
+    #[test]
+    fn object_paths_and_wildcards_are_independent_quotas() {
+        let s = Scheduler::default();
+        let mut cached: Vec<_> = (0..15)
+            .map(|i| {
+                obj(
+                    "web",
+                    &format!("w{i}"),
+                    100,
+                    &["/*"],
+                    Some(Phase::InProgress),
+                )
+            })
+            .collect();
+        cached.push(obj("web", "files", 10, &["/index.html", "/app.js"], None));
+        cached.push(obj("web", "wild", 5, &["/img/*"], None));
+        assert_eq!(decide(&s, &cached, "files"), Admission::Admit);
+        assert!(matches!(
+            decide(&s, &cached, "wild"),
+            Admission::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_slot_freed_by_completion_is_reused() {
+        let s = Scheduler::default();
+        let mut cached: Vec<_> = (0..15)
+            .map(|i| {
+                obj(
+                    "web",
+                    &format!("w{i}"),
+                    100,
+                    &["/*"],
+                    Some(Phase::InProgress),
+                )
+            })
+            .collect();
+        cached.push(obj("web", "next", 1, &["/*"], None));
+        assert!(matches!(
+            decide(&s, &cached, "next"),
+            Admission::Wait { ahead: 0, .. }
+        ));
+        cached[3].status.as_mut().unwrap().phase = Some(Phase::Completed);
+        assert_eq!(decide(&s, &cached, "next"), Admission::Admit);
+    }
+
+    #[test]
+    fn admissions_count_until_the_cache_catches_up_or_they_are_released() {
+        let s = Scheduler::default();
+        let cached: Vec<_> = (0..16)
+            .map(|i| obj("web", &format!("u{i:02}"), 100 - i, &["/*"], None))
+            .collect();
+        for o in &cached[..15] {
+            assert_eq!(decide(&s, &cached, &o.uid().unwrap()), Admission::Admit);
+        }
+        assert!(matches!(decide(&s, &cached, "u15"), Admission::Wait { .. }));
+        s.release("u00"); // e.g. CloudFront said TooManyInvalidationsInProgress
+        let rest: Vec<_> = cached[1..].to_vec();
+        assert_eq!(decide(&s, &rest, "u15"), Admission::Admit);
+    }
+
+    #[test]
+    fn namespaces_take_turns_so_a_flood_does_not_starve_others() {
+        let s = Scheduler::default();
+        let mut cached: Vec<_> = (0..40)
+            .map(|i| obj("flood", &format!("f{i:02}"), 1000 - i, &["/*"], None))
+            .collect();
+        // Created after the whole flood, yet served in the first round.
+        cached.push(obj("quiet", "q0", 1, &["/*"], None));
+        assert_eq!(decide(&s, &cached, "q0"), Admission::Admit);
+    }
+
+    #[test]
+    fn a_large_request_is_not_overtaken_forever() {
+        let s = Scheduler::default();
+        let mut cached: Vec<_> = (0..10)
+            .map(|i| {
+                obj(
+                    "web",
+                    &format!("w{i}"),
+                    100,
+                    &["/*"],
+                    Some(Phase::InProgress),
+                )
+            })
+            .collect();
+        let big: Vec<String> = (0..8).map(|i| format!("/big{i}/*")).collect();
+        let big: Vec<&str> = big.iter().map(String::as_str).collect();
+        cached.push(obj("web", "big", 50, &big, None));
+        cached.push(obj("web", "small", 10, &["/*"], None));
+        // 10 + 8 > 15: the older big request waits, and the younger small one waits behind it.
+        assert!(matches!(
+            decide(&s, &cached, "big"),
+            Admission::Wait { ahead: 0, .. }
+        ));
+        assert!(matches!(
+            decide(&s, &cached, "small"),
+            Admission::Wait { ahead: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn a_request_over_the_quota_by_itself_can_never_run() {
+        let s = Scheduler::default();
+        let many: Vec<String> = (0..16).map(|i| format!("/d{i}/*")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let cached = vec![obj("web", "huge", 1, &many, None)];
+        assert_eq!(
+            decide(&s, &cached, "huge"),
+            Admission::Never {
+                usage: Usage {
+                    wildcards: 16,
+                    objects: 0
+                }
+            }
+        );
+    }
+}
