@@ -105,7 +105,8 @@ async fn lifecycle_in_progress_then_completed_on_the_scaled_clock() {
     let completes_real = sim.real_instant(record.completion_time);
     let until = completes_real.duration_since(started);
     assert!(
-        until > Duration::from_millis(1500) && until < Duration::from_millis(2500),
+        // Two real seconds after the create call (which may itself be slow on a busy machine).
+        until > Duration::from_millis(1900) && until < Duration::from_millis(5000),
         "completes {until:?} after start"
     );
 
@@ -1001,7 +1002,7 @@ async fn injected_latency_and_dropped_connections() {
 
     sim.set_faults(
         FaultConfig::none()
-            .latency(Duration::from_millis(400))
+            .latency(Duration::from_millis(800))
             .for_operations([Operation::ListInvalidations]),
     )
     .unwrap();
@@ -1012,14 +1013,14 @@ async fn injected_latency_and_dropped_connections() {
         .await
         .unwrap();
     assert!(
-        t.elapsed() >= Duration::from_millis(400),
+        t.elapsed() >= Duration::from_millis(800),
         "{:?}",
         t.elapsed()
     );
     let t = Instant::now();
     cf.get_distribution().id(DIST).send().await.unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(400),
+        t.elapsed() < Duration::from_millis(800),
         "latency only for the chosen operation"
     );
 
