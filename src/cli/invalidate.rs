@@ -19,6 +19,7 @@ use crate::cloudfront::{
 use crate::controller::{PollSettings, RetrySettings};
 use crate::crd::DEFAULT_TIMEOUT_SECONDS;
 use crate::paths::{self, NormalizedPaths, PathError, PathErrors};
+use crate::polling::CompletionModel;
 
 /// `invalidate`: create one CloudFront invalidation, optionally wait for it.
 #[derive(Args, Debug, Clone)]
@@ -96,11 +97,11 @@ pub struct InvalidateArgs {
     pub client: ClientArgs,
 
     /// Shortest interval between GetInvalidation polls.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, hide_short_help = true)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, hide_short_help = true)]
     pub poll_min_interval: Duration,
 
-    /// Longest interval between GetInvalidation polls (the interval grows with the time since
-    /// submission).
+    /// Longest interval between GetInvalidation polls. Polls are sparse before completion is
+    /// plausible (about 10 s), dense while it is likely, and back off past the tail.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, hide_short_help = true)]
     pub poll_max_interval: Duration,
 
@@ -562,15 +563,13 @@ async fn run(cf: &dyn CloudFront, plan: &Plan, tuning: &Tuning, progress: &Progr
     let mut current = submitted;
     let mut retries = 0u32;
     let mut last_error;
+    // A one-shot process has seen no completions: the engine's prior window (CloudFront's
+    // documented times) shapes the schedule; one invalidation, so no batched List.
+    let window = CompletionModel::new(tuning.poll.prior_median).window(dist);
     loop {
         let now = Instant::now();
         let delay = if retries == 0 {
-            // One invalidation on its own: the prior's window, no batching.
-            tuning.poll.next_poll(
-                now - submitted_at,
-                crate::polling::CompletionModel::default().window(""),
-                false,
-            )
+            tuning.poll.next_poll(now - submitted_at, window, false)
         } else {
             tuning.retry.delay(retries - 1, &mut rand::rng())
         };
