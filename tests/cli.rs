@@ -1056,3 +1056,45 @@ async fn list_times_out_with_exit_4_when_cloudfront_keeps_failing() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn missing_credentials_fail_fast_with_exit_1() {
+    let sim = one_second_sim().await;
+    let run = cmd(&[
+        "invalidate",
+        "--distribution-id",
+        DIST,
+        "--path",
+        "/a",
+        "--wait",
+        "-o",
+        "json",
+    ])
+    .without_credentials()
+    .at(&sim)
+    .run()
+    .await;
+    run.expect(1);
+    let v = run.json();
+    assert_eq!(v["outcome"], "failed");
+    assert_eq!(v["error"]["reason"], "NoCredentials");
+    assert!(
+        run.stderr.contains("no AWS credentials found"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.took < Duration::from_secs(15), "{:?}", run.took);
+    assert_eq!(total_calls(&sim.counters()), 0);
+
+    let run = cmd(&["list", "--distribution-id", DIST])
+        .without_credentials()
+        .at(&sim)
+        .run()
+        .await;
+    run.expect(1);
+    assert!(
+        run.stderr.contains("no AWS credentials found"),
+        "{}",
+        run.stderr
+    );
+}

@@ -11,7 +11,10 @@ use super::cost::estimate_cost;
 use super::manifest::{self, validate_caller_reference};
 use super::output::{self, ErrorReport, InvalidateReport};
 use super::progress::{Mode, Progress, format_duration};
-use super::{CALL_GRACE, ClientArgs, Exit, InputError, OutputFormat, validate_distribution_id};
+use super::{
+    CALL_GRACE, ClientArgs, Exit, InputError, NO_CREDENTIALS, OutputFormat,
+    validate_distribution_id,
+};
 use crate::cloudfront::{
     CloudFront, CloudFrontError, CreateInvalidation, Disposition, FailureReason, Invalidation,
     classify,
@@ -305,7 +308,13 @@ pub async fn invalidate(args: InvalidateArgs) -> Exit {
              invalidation; pass e.g. --idempotency-key \"$CI_PIPELINE_ID\" to make retries free",
         );
     }
-    let cloudfront = args.client.client().await;
+    let cloudfront = match args.client.client().await {
+        Ok(client) => client,
+        Err(message) => {
+            progress.finish();
+            return no_credentials(format, &plan, message);
+        }
+    };
     let outcome = run(&cloudfront, &plan, &Tuning::from_args(&args), &progress).await;
     let elapsed = progress.elapsed();
     progress.finish();
@@ -329,6 +338,20 @@ fn invalid_input(format: OutputFormat, args: &InvalidateArgs, err: &InputError) 
         output::emit(format, &report, output::invalidate_text);
     }
     Exit::InvalidInput
+}
+
+fn no_credentials(format: OutputFormat, plan: &Plan, message: String) -> Exit {
+    eprintln!("error: {message}");
+    if format == OutputFormat::Json {
+        let mut report = base_report(plan, "failed", Exit::Failed);
+        report.error = Some(ErrorReport {
+            reason: NO_CREDENTIALS.into(),
+            code: None,
+            message,
+        });
+        output::emit(format, &report, output::invalidate_text);
+    }
+    Exit::Failed
 }
 
 fn base_report(plan: &Plan, outcome: &'static str, exit: Exit) -> InvalidateReport {

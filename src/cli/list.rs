@@ -7,7 +7,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{self, ErrorReport, InvalidationReport, ListReport, SummaryReport};
-use super::{CallError, ClientArgs, Exit, OutputFormat, call_with_retry, validate_distribution_id};
+use super::{
+    CallError, ClientArgs, Exit, NO_CREDENTIALS, OutputFormat, call_with_retry,
+    validate_distribution_id,
+};
 use crate::cloudfront::{CloudFront, CloudFrontError, Disposition, FailureReason, classify};
 use crate::controller::RetrySettings;
 
@@ -78,7 +81,10 @@ pub async fn list(args: ListArgs) -> Exit {
             err.to_string(),
         );
     }
-    let cf = args.client.client().await;
+    let cf = match args.client.client().await {
+        Ok(client) => client,
+        Err(message) => return error(format, Exit::Failed, NO_CREDENTIALS, None, message),
+    };
     let deadline = Instant::now() + args.timeout;
     let dist = args.distribution_id.as_str();
     let limit = (args.max_items > 0).then_some(args.max_items as usize);
@@ -142,7 +148,10 @@ pub async fn get(args: GetArgs) -> Exit {
         let message = "the invalidation id must not be empty".to_owned();
         return error(format, Exit::InvalidInput, "InvalidInput", None, message);
     }
-    let cf = args.client.client().await;
+    let cf = match args.client.client().await {
+        Ok(client) => client,
+        Err(message) => return error(format, Exit::Failed, NO_CREDENTIALS, None, message),
+    };
     let deadline = Instant::now() + args.timeout;
     let dist = args.distribution_id.as_str();
     let result = call_with_retry(deadline, &retry_settings(), "GetInvalidation", || {

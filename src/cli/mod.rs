@@ -103,14 +103,53 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// A CloudFront client: the default credential chain, one HTTP request per call (the CLI
     /// retries with its own backoff), us-east-1 signing.
-    pub async fn client(&self) -> AwsCloudFront {
-        AwsCloudFront::new(&AwsOptions {
+    ///
+    /// Fails when the default chain finds no credentials at all: the error table retries that
+    /// (right for a pod whose token is not mounted yet), but in a pipeline it is a
+    /// misconfiguration that waiting does not fix.
+    pub async fn client(&self) -> Result<AwsCloudFront, String> {
+        check_credentials().await?;
+        Ok(AwsCloudFront::new(&AwsOptions {
             endpoint_url: self.endpoint_url.clone(),
             ..AwsOptions::default()
         })
-        .await
+        .await)
     }
 }
+
+/// How long the credential check may take; a slower provider (an STS call, SSO) is left to
+/// the first real call.
+const CREDENTIALS_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Asks the default credential chain for credentials once, as the SDK client will.
+async fn check_credentials() -> Result<(), String> {
+    use aws_sdk_cloudfront::config::ProvideCredentials;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or your CI's \
+                OIDC role (see docs/aws-credentials.md)";
+    let Some(provider) = config.credentials_provider() else {
+        return Err(format!("no AWS credentials provider is configured; {hint}"));
+    };
+    match tokio::time::timeout(CREDENTIALS_CHECK_TIMEOUT, provider.provide_credentials()).await {
+        Ok(Ok(_)) | Err(_) => Ok(()),
+        Ok(Err(err)) => {
+            let mut chain = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(e) = source {
+                chain.push_str(": ");
+                chain.push_str(&e.to_string());
+                source = e.source();
+            }
+            Err(format!("no AWS credentials found ({chain}); {hint}"))
+        }
+    }
+}
+
+/// The `error.reason` of a run that found no AWS credentials (exit 1).
+pub const NO_CREDENTIALS: &str = "NoCredentials";
 
 /// A problem with the user's input, found before any call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
