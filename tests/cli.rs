@@ -225,7 +225,7 @@ async fn submit_and_wait_completes_with_json_output() {
     );
     assert!(
         run.stderr
-            .contains(&format!("invalidation {id} InProgress (2 path(s) billed)")),
+            .contains(&format!("invalidation {id} InProgress (2 path(s))")),
         "{}",
         run.stderr
     );
@@ -339,6 +339,13 @@ async fn a_retried_step_with_the_same_key_creates_and_bills_one_invalidation() {
     assert_eq!(a["invalidationId"], b["invalidationId"]);
     assert_eq!(a["callerReference"], b["callerReference"]);
     assert_eq!(b["status"], "Completed");
+    assert!(
+        retry
+            .stderr
+            .contains("CloudFront returned the invalidation created at"),
+        "{}",
+        retry.stderr
+    );
     let c = sim.counters();
     assert_eq!(c.invalidations_created, 1, "the retry created nothing");
     assert_eq!(c.distribution(DIST).idempotent_replays, 1);

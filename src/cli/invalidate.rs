@@ -570,13 +570,22 @@ async fn run(cf: &dyn CloudFront, plan: &Plan, tuning: &Tuning, progress: &Progr
 
     let id = submitted.id.clone();
     let status = output::status_str(&submitted.status).to_owned();
-    progress.line(format!(
-        "invalidation {id} {status} ({} path(s) billed)",
-        plan.normalized.billed()
-    ));
     if submitted.status.is_completed() {
+        // CloudFront never creates an invalidation that is done at once: this is the one an
+        // earlier run created with the same caller reference.
+        let created = submitted
+            .create_time
+            .map_or_else(String::new, |t| format!(" at {t:.0}"));
+        progress.line(format!(
+            "invalidation {id} {status}: CloudFront returned the invalidation created{created} \
+             with this caller reference (nothing new is billed)"
+        ));
         return Outcome::Completed(submitted);
     }
+    progress.line(format!(
+        "invalidation {id} {status} ({} path(s))",
+        plan.normalized.billed()
+    ));
     if !plan.wait {
         return Outcome::Submitted(submitted);
     }
