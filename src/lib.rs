@@ -2,6 +2,7 @@
 //! invalidations out. The library holds every piece; `src/main.rs` is one binary with
 //! subcommands (`run`, `crd`, `simulator`, `sandbox`, `invalidate`, ...).
 
+pub mod bench;
 pub mod cli;
 pub mod cloudfront;
 pub mod controller;

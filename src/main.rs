@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use cloudfront_invalidation_operator::{cli, crd, run, sandbox, simulator, telemetry};
+use cloudfront_invalidation_operator::{bench, cli, crd, run, sandbox, simulator, telemetry};
 
 /// Turns CloudFrontInvalidation resources into Amazon CloudFront invalidations.
 #[derive(Parser, Debug)]
@@ -23,6 +23,8 @@ enum Command {
     /// Everything on this machine: kube-apiserver + etcd, the CloudFront simulator and the
     /// operator (no cluster or AWS account needed).
     Sandbox(sandbox::SandboxArgs),
+    /// Measure the performance claims against local pieces (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
     /// Serve the CloudFront invalidation API locally (see docs/simulator.md).
     Simulator(simulator::cli::SimulatorArgs),
     /// Invalidate paths of a distribution without a cluster (one-shot; see docs/cli.md).
@@ -35,6 +37,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Both ring (kube) and aws-lc-rs (the AWS SDK) are linked; rustls needs one chosen for the
+    // process or building a TLS client panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => {
@@ -44,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             telemetry::init(cli.log_format);
             run::run(args).await
+        }
+        Command::Bench(args) => {
+            telemetry::init(cli.log_format);
+            bench::run(args).await
         }
         Command::Sandbox(args) => {
             telemetry::init(cli.log_format);

@@ -16,8 +16,8 @@ use std::{
 
 use crate::cloudfront::{CloudFront, CloudFrontError};
 
-/// Log-normal prior for a distribution never seen before.
-const PRIOR_MEDIAN_SECS: f64 = 45.0;
+/// Log-normal prior for a distribution never seen before (median: `PollSettings::prior_median`).
+pub const DEFAULT_PRIOR_MEDIAN: Duration = Duration::from_secs(45);
 const PRIOR_SIGMA: f64 = 0.8;
 /// The prior counts as this many observations; real ones take over after a handful.
 const PRIOR_WEIGHT: f64 = 3.0;
@@ -27,9 +27,15 @@ const HISTORY: usize = 100;
 const Z95: f64 = 1.645;
 
 /// What the operator has seen of completion times, per distribution.
-#[derive(Default)]
 pub struct CompletionModel {
+    prior_median: Duration,
     seen: Mutex<HashMap<String, VecDeque<f64>>>,
+}
+
+impl Default for CompletionModel {
+    fn default() -> Self {
+        Self::new(DEFAULT_PRIOR_MEDIAN)
+    }
 }
 
 /// The window where completion is likely: 5th to 95th percentile.
@@ -40,6 +46,13 @@ pub struct Window {
 }
 
 impl CompletionModel {
+    pub fn new(prior_median: Duration) -> Self {
+        Self {
+            prior_median,
+            seen: Mutex::default(),
+        }
+    }
+
     pub fn observe(&self, distribution: &str, took: Duration) {
         let secs = took.as_secs_f64().max(0.1);
         let mut seen = self.seen.lock().expect("model lock");
@@ -52,7 +65,7 @@ impl CompletionModel {
 
     /// Posterior-style blend of the prior and the observed log-times.
     pub fn window(&self, distribution: &str) -> Window {
-        let prior_mu = PRIOR_MEDIAN_SECS.ln();
+        let prior_mu = self.prior_median.as_secs_f64().max(0.001).ln();
         let seen = self.seen.lock().expect("model lock");
         let logs = seen
             .get(distribution)
@@ -87,6 +100,8 @@ pub struct PollSettings {
     /// Share one ListInvalidations per distribution this often when two or more of its
     /// invalidations are in flight; `None`: always GetInvalidation.
     pub batch_interval: Option<Duration>,
+    /// Median completion time assumed for a distribution not seen yet.
+    pub prior_median: Duration,
 }
 
 impl Default for PollSettings {
@@ -98,6 +113,7 @@ impl Default for PollSettings {
             polls_per_window: 6,
             adaptive: true,
             batch_interval: Some(Duration::from_secs(2)),
+            prior_median: DEFAULT_PRIOR_MEDIAN,
         }
     }
 }
@@ -112,6 +128,7 @@ impl PollSettings {
             polls_per_window: 1,
             adaptive: false,
             batch_interval: None,
+            prior_median: DEFAULT_PRIOR_MEDIAN,
         }
     }
 

@@ -62,6 +62,11 @@ pub struct RunArgs {
     #[arg(long, env = "POLL_BATCH_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_batch_interval: Duration,
 
+    /// Median completion time assumed for a distribution before any of its invalidations has
+    /// been seen to complete.
+    #[arg(long, env = "POLL_PRIOR_MEDIAN", default_value = "45s", value_parser = humantime::parse_duration)]
+    pub poll_prior_median: Duration,
+
     /// How often an object waiting for a quota slot looks again (no AWS call while waiting).
     #[arg(long, env = "QUEUE_RECHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub queue_recheck_interval: Duration,
@@ -132,6 +137,7 @@ impl RunArgs {
                 adaptive: self.poll_adaptive,
                 batch_interval: (!self.poll_batch_interval.is_zero())
                     .then_some(self.poll_batch_interval),
+                prior_median: self.poll_prior_median,
             },
             retry: RetrySettings {
                 base: self.retry_base_delay,

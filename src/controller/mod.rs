@@ -17,10 +17,11 @@ use futures::StreamExt;
 use kube::{
     Api, Client,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        watcher,
+        reflector,
+        watcher::{self, watcher},
     },
 };
 use rand::SeedableRng;
@@ -100,6 +101,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, cloudfront: Arc<dyn CloudFront>, settings: Settings) -> Self {
+        let model = CompletionModel::new(settings.poll.prior_median);
         Self {
             recorder: Recorder::new(client.clone(), reporter(None)),
             client,
@@ -108,7 +110,7 @@ impl Context {
             metrics: Arc::default(),
             tenancy: TenancyGuard::open(),
             scheduler: Scheduler::default(),
-            model: CompletionModel::default(),
+            model,
             board: StatusBoard::default(),
             cache: Mutex::default(),
             last_seen_running: Mutex::default(),
@@ -207,19 +209,25 @@ pub async fn run(
         WatchScope::Namespace(ns) => Api::namespaced(ctx.client.clone(), ns),
     };
     info!(?scope, concurrency, "starting controller");
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Our own reflector, so readiness can follow the watcher's InitDone (the initial list is in
+    // the cache) and the scheduler and metrics can read the same cache.
+    let (store, writer) = reflector::store();
+    let synced = health.clone();
+    let events = reflector(
+        writer,
+        watcher(api, watcher::Config::default().any_semantic()),
+    )
+    .inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            info!("cache synced");
+            synced.set_cache_synced(true);
+        }
+    })
+    .default_backoff()
+    .applied_objects();
     ctx.metrics.register_cache(store.clone());
     *ctx.cache.lock().expect("cache lock") = Some(store.clone());
-    let synced = tokio::spawn({
-        let health = health.clone();
-        async move {
-            if store.wait_until_ready().await.is_ok() {
-                info!("cache synced");
-                health.set_cache_synced(true);
-            }
-        }
-    });
+    let controller = Controller::for_stream(events, store);
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -230,7 +238,6 @@ pub async fn run(
             }
         })
         .await;
-    synced.abort();
     health.set_cache_synced(false);
     info!("controller stopped");
 }
