@@ -1,6 +1,8 @@
 //! Logging: human-readable text by default, JSON lines for log pipelines. Level from `RUST_LOG`
 //! (default `info`).
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -28,11 +30,18 @@ const CREDENTIAL_BEARING_TARGETS: &[&str] = &[
     "rustls",
 ];
 
+/// kube's client logs every non-2xx answer at ERROR, including the API server's 500s while it
+/// starts; the operator reports the failures that matter itself, in words.
+const NOISY_TARGETS: &[&str] = &["kube_client::client::builder"];
+
 /// The filter from `RUST_LOG` (default `info`), with the credential-bearing targets capped.
 pub fn filter() -> EnvFilter {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     for target in CREDENTIAL_BEARING_TARGETS {
         filter = filter.add_directive(format!("{target}=info").parse().expect("a valid directive"));
+    }
+    for target in NOISY_TARGETS {
+        filter = filter.add_directive(format!("{target}=off").parse().expect("a valid directive"));
     }
     filter
 }
@@ -43,7 +52,11 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .init(),
         LogFormat::Json => registry
             .with(

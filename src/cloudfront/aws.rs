@@ -208,10 +208,15 @@ where
         SdkError::DispatchFailure(d) if d.is_timeout() => {
             CloudFrontError::timeout("CloudFront did not answer in time")
         }
-        SdkError::DispatchFailure(d) => CloudFrontError::network(format!(
-            "could not reach CloudFront: {}",
-            error_chain(&err).unwrap_or_else(|| format!("{d:?}"))
-        )),
+        SdkError::DispatchFailure(d) => {
+            let chain = error_chain(&err).unwrap_or_else(|| format!("{d:?}"));
+            if chain.to_ascii_lowercase().contains("credential") {
+                // Not a network problem: say what is missing.
+                CloudFrontError::other(format!("no AWS credentials could be loaded: {chain}"))
+            } else {
+                CloudFrontError::network(format!("could not reach CloudFront: {chain}"))
+            }
+        }
         SdkError::ResponseError(r) => {
             let mut e = CloudFrontError::other(format!(
                 "CloudFront's answer could not be read: {}",
