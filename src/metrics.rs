@@ -236,13 +236,11 @@ impl Collector for CacheCollector {
             }
         }
 
-        let (objects, in_flight_name, in_flight_paths) = (
-            format!("{PREFIX}_objects"),
-            format!("{PREFIX}_in_flight"),
-            format!("{PREFIX}_in_flight_paths"),
-        );
+        // The registry adds the `cloudfront_invalidation_` prefix to collectors' names too.
+        let (objects, in_flight_name, in_flight_paths) =
+            ("objects", "in_flight", "in_flight_paths");
         let mut family = encoder.encode_descriptor(
-            &objects,
+            objects,
             "CloudFrontInvalidation objects, by phase",
             None,
             ConstGauge::new(0i64).metric_type(),
@@ -252,7 +250,7 @@ impl Collector for CacheCollector {
             ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
-            &in_flight_name,
+            in_flight_name,
             "Invalidations in progress in CloudFront, per distribution",
             None,
             ConstGauge::new(0i64).metric_type(),
@@ -262,7 +260,7 @@ impl Collector for CacheCollector {
             ConstGauge::new(f.invalidations).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
-            &in_flight_paths,
+            in_flight_paths,
             "Paths of invalidations in progress in CloudFront, per distribution",
             None,
             ConstGauge::new(0i64).metric_type(),
@@ -281,6 +279,37 @@ pub type SharedMetrics = Arc<Metrics>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/metrics.md describes every metric the operator exports.
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../docs/metrics.md");
+        let m = Metrics::new();
+        let (_reader, _) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
+        m.register_cache(_reader);
+        m.record_failure("Timeout");
+        m.record_call("GetInvalidation", "ok");
+        m.record_billed("E1", 1);
+        m.record_reconcile(true, Duration::from_millis(1));
+        for line in m.encode().lines() {
+            let Some(name) = line
+                .strip_prefix("# TYPE ")
+                .and_then(|l| l.split(' ').next())
+            else {
+                continue;
+            };
+            let kind = line.rsplit(' ').next().unwrap_or_default();
+            let exported = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            assert!(
+                doc.contains(&format!("`{exported}`")),
+                "docs/metrics.md lacks {exported}"
+            );
+        }
+    }
 
     #[test]
     fn names_follow_prometheus_conventions() {

@@ -39,7 +39,7 @@ pub struct RunArgs {
     #[arg(long, env = "POLL_MIN_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_min_interval: Duration,
 
-    /// Longest interval between GetInvalidation polls of one invalidation.
+    /// Longest interval between two looks at one invalidation.
     #[arg(long, env = "POLL_MAX_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_max_interval: Duration,
 
@@ -342,5 +342,36 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => info!("interrupted, shutting down"),
         () = term => info!("SIGTERM received, finishing in-flight work and shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, Command};
+
+    use super::RunArgs;
+
+    /// docs/configuration.md lists every flag of `run` with its environment variable.
+    #[test]
+    fn every_flag_is_documented() {
+        let doc = include_str!("../docs/configuration.md");
+        let cmd = RunArgs::augment_args(Command::new("run"));
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            assert!(
+                doc.contains(&format!("`--{long}`")),
+                "docs/configuration.md lacks --{long}"
+            );
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    doc.contains(&format!("`{env}`")),
+                    "docs/configuration.md lacks {env}"
+                );
+            }
+        }
     }
 }
