@@ -1,0 +1,556 @@
+//! End to end, when things go wrong: the operator killed with SIGKILL at awkward moments,
+//! CloudFront throttling, failing and slow, CloudFront's in-progress quota, an invalidation
+//! slower than its timeout, and the API server and etcd restarting under the operator.
+//!
+//! The invariant everywhere: exactly one invalidation per object in CloudFront (matched by
+//! CallerReference), and every object reaches the phase it should.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cloudfront_invalidation_operator::controlplane::ControlPlaneUser;
+use cloudfront_invalidation_operator::crd::{CloudFrontInvalidation, Phase};
+use cloudfront_invalidation_operator::simulator::{
+    Completion, FaultConfig, InvalidationStatus, Operation, Simulator,
+};
+use serde_json::json;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(45);
+
+/// The operator is killed with SIGKILL (no chance to clean up) at every interesting point of an
+/// object's life, and restarted each time; in the end every object is Completed with exactly one
+/// invalidation in CloudFront.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
+    const DIST: &str = "E2ECRASHSAFE01";
+    let env = Env::start().await;
+    let ns = env.namespace("crash").await;
+    let api = env.api(&ns);
+    let sim = simulator(&[DIST], Duration::from_secs(3)).await;
+    let mut objects: Vec<String> = Vec::new();
+
+    // 1. CloudFront accepted the request, the status write did not happen: the crash window
+    //    that CallerReference idempotency exists for. Made deterministic: the operator runs as
+    //    the user `operator`, allowed to read objects but not to write their status, so every
+    //    accepted CreateInvalidation is followed by a refused status write. It is killed in
+    //    that state, then given the chart's permissions and restarted.
+    env.grant_operator_user(
+        "e2e-read-only",
+        json!([{
+            "apiGroups": ["cloudfront.invalidation.io"],
+            "resources": ["cloudfrontinvalidations"],
+            "verbs": ["get", "list", "watch"],
+        }]),
+    )
+    .await;
+    let mut op = Operator::start(
+        &env,
+        env.operator("crash", &sim, &ns)
+            .kubeconfig(env.kubeconfig(ControlPlaneUser::Operator)),
+    )
+    .await;
+    let mut window = Vec::new();
+    for i in 0..3 {
+        let name = format!("accepted-unrecorded-{i}");
+        window.push(create(&api, &manifest(&name, DIST, &[&format!("/window/{i}")])).await);
+        objects.push(name);
+    }
+    wait_for("CloudFront to hold the 3 invalidations", WAIT, || async {
+        let records = sim.invalidations(DIST);
+        let all = window.iter().all(|o| {
+            records
+                .iter()
+                .any(|r| r.caller_reference == caller_reference(o))
+        });
+        if all {
+            Ok(())
+        } else {
+            Err(format!("{} so far", records.len()))
+        }
+    })
+    .await;
+    wait_for("the refused status writes", WAIT, || async {
+        let refused = op
+            .log()
+            .lines()
+            .filter(|l| l.contains("could not write status") && l.contains("forbidden"))
+            .count();
+        if refused >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{refused} refused writes logged"))
+        }
+    })
+    .await;
+    op.kill9().await;
+    for o in &window {
+        let now = api.get(&o.metadata.name.clone().unwrap()).await.unwrap();
+        assert!(
+            now.status
+                .as_ref()
+                .and_then(|s| s.invalidation_id.as_ref())
+                .is_none(),
+            "the status was written after all: {:?}",
+            now.status
+        );
+    }
+    env.bind_deploy_cluster_role_to_operator_user().await;
+    op.restart().await;
+
+    // 2. The same window without help: kill the instant CloudFront creates the invalidation,
+    //    before the operator can record it (a race the kill usually wins).
+    let mut won = 0;
+    for i in 0..4 {
+        let name = format!("race-{i}");
+        let before = sim.counters().invalidations_created;
+        create(&api, &manifest(&name, DIST, &[&format!("/race/{i}")])).await;
+        objects.push(name.clone());
+        let pid = op.pid().expect("running") as libc::pid_t;
+        // Spin on a thread of its own (block_in_place hands this worker's tasks, the
+        // simulator's among them, to another thread) and kill at the first sight of it.
+        tokio::task::block_in_place(|| {
+            let started = Instant::now();
+            while sim.counters().invalidations_created == before {
+                assert!(started.elapsed() < WAIT, "{name} never reached CloudFront");
+                std::hint::spin_loop();
+            }
+            // SAFETY: kill(2) on our own child, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        });
+        op.kill9().await; // reap
+        let obj = api.get(&name).await.expect("get");
+        if obj.status.and_then(|s| s.invalidation_id).is_none() {
+            won += 1;
+        }
+        op.restart().await;
+    }
+    eprintln!("[e2e] killed before the status write in {won} of 4 races");
+
+    // 3. While polling: invalidations in progress, the operator dies, a new one picks them up
+    //    from the status (no new CreateInvalidation).
+    for round in 0..3 {
+        let mut batch = Vec::new();
+        for i in 0..2 {
+            let name = format!("polling-{round}-{i}");
+            create(
+                &api,
+                &manifest(&name, DIST, &[&format!("/poll/{round}/{i}")]),
+            )
+            .await;
+            batch.push(name.clone());
+            objects.push(name);
+        }
+        for name in &batch {
+            let obj = wait_submitted(&api, name, WAIT).await;
+            assert_eq!(obj.phase(), Phase::InProgress, "{name}: {:?}", obj.status);
+        }
+        let created = sim.counters().invalidations_created;
+        op.restart().await; // SIGKILL, then start
+        assert_eq!(sim.counters().invalidations_created, created);
+    }
+
+    // 4. During start-up, before the cache has synced.
+    create(&api, &manifest("startup", DIST, &["/startup"])).await;
+    objects.push("startup".to_owned());
+    op.restart().await;
+    op.restart().await;
+
+    let done = wait_all_completed(&api, &objects, WAIT).await;
+    let counters = sim.counters();
+    assert_one_invalidation_per_object(&sim, DIST, &done);
+    eprintln!(
+        "[e2e] {} objects, {} restarts, {} invalidations, {} idempotent replays",
+        done.len(),
+        op.starts - 1,
+        counters.invalidations_created,
+        counters.distribution(DIST).idempotent_replays
+    );
+    assert!(
+        counters.distribution(DIST).idempotent_replays >= 3,
+        "the objects of step 1 were adopted by replaying their CallerReference: {counters:#?}"
+    );
+}
+
+/// CloudFront throttles, fails with 500 and 503, drops connections and answers slowly; every
+/// object still completes, once, with a bounded number of calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_throttling_5xx_and_latency() {
+    const DIST: &str = "E2EFAULTS00001";
+    const OBJECTS: usize = 8;
+    const COMPLETION: Duration = Duration::from_secs(2);
+    const POLL_MIN: Duration = Duration::from_millis(200);
+    let faults = FaultConfig::none()
+        .throttling(0.2)
+        .internal_errors(0.1)
+        .service_unavailable(0.1)
+        .drop_connections(0.05)
+        .latency(Duration::from_millis(150))
+        .seed(8);
+    let failure_rate = 0.45;
+    let env = Env::start().await;
+    let ns = env.namespace("faults").await;
+    let api = env.api(&ns);
+    let sim = Simulator::builder()
+        .distribution(DIST)
+        .completion(Completion::Fixed(COMPLETION))
+        .faults(faults)
+        .start()
+        .await
+        .expect("simulator");
+    // A generous client-side rate limit, so that the bound below is the operator's own
+    // discipline and not the limiter's.
+    let op = Operator::start(
+        &env,
+        env.operator("faults", &sim, &ns)
+            .arg("--aws-rate-limit=200"),
+    )
+    .await;
+    let names: Vec<String> = (0..OBJECTS).map(|i| format!("faulty-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create(
+            &api,
+            &manifest(name, DIST, &[&format!("/f/{i}"), "/shared"]),
+        )
+        .await;
+    }
+    let done = wait_all_completed(&api, &names, Duration::from_secs(60)).await;
+    assert_one_invalidation_per_object(&sim, DIST, &done);
+
+    let c = sim.counters();
+    let creates = c.calls_total(Operation::CreateInvalidation);
+    let polls =
+        c.calls_total(Operation::GetInvalidation) + c.calls_total(Operation::ListInvalidations);
+    let faulted: u64 = c
+        .calls
+        .values()
+        .flat_map(|by_outcome| by_outcome.iter())
+        .filter(|(outcome, _)| outcome.as_str() != "ok")
+        .map(|(_, n)| n)
+        .sum();
+    // The bound. Without faults an object needs 1 CreateInvalidation and, polling no more
+    // often than every POLL_MIN during the COMPLETION it takes CloudFront, at most
+    // COMPLETION/POLL_MIN + 1 polls that see it in progress plus 1 that sees it done (a shared
+    // ListInvalidations answering for several objects only lowers that). Each call fails
+    // independently with probability `failure_rate` and is then retried, so the expected number
+    // of calls is the fault-free number / (1 - failure_rate). Twice that leaves room for bad luck
+    // and for idempotent replays after a stale read.
+    let ideal_per_object = 1 + (COMPLETION.as_millis() / POLL_MIN.as_millis()) as u64 + 2;
+    let bound = (2.0 * (OBJECTS as u64 * ideal_per_object) as f64 / (1.0 - failure_rate)) as u64;
+    eprintln!(
+        "[e2e] faults: {creates} CreateInvalidation + {polls} Get/ListInvalidations calls, \
+         {faulted} of them faulted; bound {bound}; counters {:?}",
+        c.calls
+    );
+    assert!(faulted > 0, "no fault was injected: {c:#?}");
+    assert!(
+        creates + polls <= bound,
+        "{creates} + {polls} calls for {OBJECTS} objects exceed the bound {bound}: {c:#?}"
+    );
+    // And the CreateInvalidations alone: one per object / (1 - failure_rate), twice over.
+    let create_bound = (2.0 * OBJECTS as f64 / (1.0 - failure_rate)) as u64;
+    assert!(
+        creates <= create_bound,
+        "{creates} CreateInvalidation calls for {OBJECTS} objects exceed {create_bound}"
+    );
+    // Successful creates: one per object, plus replays that created nothing.
+    assert_eq!(
+        c.ok(Operation::CreateInvalidation),
+        OBJECTS as u64 + c.distribution(DIST).idempotent_replays
+    );
+    // The operator's own count of its calls agrees with CloudFront's, operation by operation.
+    let metrics = op.metrics().await;
+    for operation in Operation::ALL {
+        let calls = c.calls_total(operation);
+        let counted = metric(
+            &metrics,
+            "cloudfront_invalidation_aws_calls_total",
+            &[&format!("operation=\"{operation}\"")],
+        )
+        .unwrap_or(0.0) as u64;
+        assert_eq!(
+            counted, calls,
+            "{operation}: metrics say {counted}, CloudFront saw {calls}"
+        );
+    }
+}
+
+/// 20 objects with a wildcard path each for one distribution, whose quota is 15 wildcard paths
+/// in progress: the extra ones wait as Queued, all complete, none fails, and CloudFront never
+/// has more than 15 wildcard paths in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_wildcards_wait_for_the_quota_of_fifteen() {
+    const DIST: &str = "E2EQUOTA000001";
+    let env = Env::start().await;
+    let ns = env.namespace("quota").await;
+    let api = env.api(&ns);
+    let sim = simulator(&[DIST], Duration::from_secs(3)).await;
+    let _op = Operator::start(
+        &env,
+        env.operator("quota", &sim, &ns).arg("--aws-rate-limit=100"),
+    )
+    .await;
+    let names: Vec<String> = (0..20).map(|i| format!("wildcard-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create(&api, &manifest(name, DIST, &[&format!("/release-{i}/*")])).await;
+    }
+    // Some objects show that they wait for a slot.
+    let queued = wait_for("an object to be Queued", WAIT, || async {
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let queued: Vec<&CloudFrontInvalidation> = list
+            .items
+            .iter()
+            .filter(|o| o.phase() == Phase::Queued)
+            .collect();
+        match queued.first() {
+            Some(o) => Ok((*o).clone()),
+            None => Err(format!(
+                "phases: {:?}",
+                list.items.iter().map(|o| o.phase()).collect::<Vec<_>>()
+            )),
+        }
+    })
+    .await;
+    let message = queued
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("waiting for a slot"), "{message}");
+    assert_eq!(
+        condition(&queued, "Reconciling").map(|c| c.0).as_deref(),
+        Some("True")
+    );
+
+    let done = wait_all_completed(&api, &names, Duration::from_secs(60)).await;
+    assert_one_invalidation_per_object(&sim, DIST, &done);
+    let c = sim.counters();
+    let d = c.distribution(DIST);
+    eprintln!(
+        "[e2e] quota: peak {} wildcard paths in progress, {} TooManyInvalidationsInProgress",
+        d.peak_in_progress_wildcard_paths,
+        c.calls(
+            Operation::CreateInvalidation,
+            "TooManyInvalidationsInProgress"
+        )
+    );
+    assert!(d.peak_in_progress_wildcard_paths <= 15, "{d:#?}");
+    // Whether the operator holds objects back itself or lets CloudFront refuse them
+    // (TooManyInvalidationsInProgress) is its business; both end here.
+}
+
+/// An invalidation slower than `spec.timeoutSeconds` ends Failed with reason Timeout at the
+/// deadline, not before and not much after, and is then left alone.
+///
+/// The timeout counts from `status.startTime` in real time, and its minimum is 60 s. Rather
+/// than wait a minute, the object's `status.startTime` is set 50 s in the past (a status
+/// patch, before any operator runs): the state of an object the operator started 50 s ago.
+/// The operator keeps a startTime it finds, so the deadline is 10 s away. CloudFront takes
+/// 10 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_slower_than_its_timeout_fails_with_timeout_at_the_deadline() {
+    const DIST: &str = "E2ETIMEOUT0001";
+    let env = Env::start().await;
+    let ns = env.namespace("timeout").await;
+    let api = env.api(&ns);
+    let sim = simulator(&[DIST], Duration::from_secs(600)).await;
+    let mut m = manifest("slow", DIST, &["/slow/*"]);
+    m["spec"]["timeoutSeconds"] = json!(60);
+    env.kubectl.apply_json(&ns, &m).await.expect_ok("apply");
+
+    let start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_secs(50))
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap();
+    let patch = json!({"status": {"startTime": start.to_string()}});
+    env.kubectl
+        .run(&[
+            "patch",
+            "-n",
+            &ns,
+            "cfinv",
+            "slow",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ])
+        .await
+        .expect_ok("backdate status.startTime");
+    let deadline = start + jiff::SignedDuration::from_secs(60);
+
+    let _op = Operator::start(&env, env.operator("timeout", &sim, &ns)).await;
+    let submitted = wait_submitted(&api, "slow", WAIT).await;
+    assert_eq!(
+        submitted
+            .status
+            .as_ref()
+            .unwrap()
+            .start_time
+            .as_ref()
+            .map(|t| t.0),
+        Some(start),
+        "the operator kept the startTime it found"
+    );
+
+    // Not before the deadline ...
+    let until =
+        deadline.duration_since(jiff::Timestamp::now()) - jiff::SignedDuration::from_secs(1);
+    if until.is_positive() {
+        tokio::time::sleep(until.unsigned_abs()).await;
+    }
+    let early = api.get("slow").await.unwrap();
+    assert_eq!(early.phase(), Phase::InProgress, "{:?}", early.status);
+
+    // ... and at it.
+    let failed = wait_terminal(&api, "slow", Duration::from_secs(15)).await;
+    let seen = jiff::Timestamp::now();
+    let status = failed.status.clone().unwrap();
+    assert_eq!(failed.phase(), Phase::Failed, "{status:?}");
+    assert_eq!(
+        condition(&failed, "Failed"),
+        Some(("True".into(), "Timeout".into()))
+    );
+    assert_eq!(
+        condition(&failed, "Stalled").map(|c| c.0).as_deref(),
+        Some("True")
+    );
+    assert_eq!(
+        condition(&failed, "Ready").map(|c| c.0).as_deref(),
+        Some("False")
+    );
+    assert_eq!(
+        condition(&failed, "Completed").map(|c| c.0).as_deref(),
+        Some("False")
+    );
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("timeoutSeconds=60") && message.contains("may still complete"),
+        "{message}"
+    );
+    let completion = status.completion_time.expect("completionTime").0;
+    let late = completion.duration_since(deadline);
+    eprintln!("[e2e] timeout: Failed at {completion}, deadline {deadline} ({late:?} late)");
+    assert!(
+        late >= jiff::SignedDuration::from_secs(-1) && late <= jiff::SignedDuration::from_secs(3),
+        "Failed at {completion}, deadline {deadline}"
+    );
+    assert!(seen.duration_since(deadline) <= jiff::SignedDuration::from_secs(5));
+
+    // The Warning event.
+    let events = env
+        .kubectl
+        .json(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector=reason=Timeout",
+        ])
+        .await;
+    let items = events["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["involvedObject"]["name"] == "slow"),
+        "{events:#}"
+    );
+
+    // CloudFront still has it running, and the operator stopped asking.
+    let records = sim.invalidations(DIST);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, InvalidationStatus::InProgress);
+    let gets = sim.counters().calls_total(Operation::GetInvalidation);
+    // Absence cannot be awaited: watch for two poll intervals (--poll-max-interval=1s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.counters().calls_total(Operation::GetInvalidation), gets);
+    assert_eq!(sim.counters().calls_total(Operation::CreateInvalidation), 1);
+}
+
+/// kube-apiserver restarts, etcd restarts, both restart, while objects are in flight and
+/// while CloudFront completes them: nothing is missed, nothing is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_and_etcd_restarts_miss_nothing_and_duplicate_nothing() {
+    const DIST: &str = "E2EDISRUPT0001";
+    let mut env = Env::start().await;
+    let ns = env.namespace("disrupt").await;
+    let api = env.api(&ns);
+    let sim = simulator(&[DIST], Duration::from_secs(2)).await;
+    let op = Operator::start(&env, env.operator("disrupt", &sim, &ns)).await;
+    let mut names = Vec::new();
+    let batch = |tag: &str| -> Vec<String> { (0..3).map(|i| format!("{tag}-{i}")).collect() };
+
+    // A: in progress when the apiserver goes away; CloudFront completes them meanwhile, the
+    // operator sees that and cannot write it down.
+    let a = batch("before");
+    for n in &a {
+        create_retrying(&api, &manifest(n, DIST, &[&format!("/{n}")])).await;
+    }
+    for n in &a {
+        wait_submitted(&api, n, WAIT).await;
+    }
+    names.extend(a.clone());
+    env.cp.stop_apiserver().await;
+    wait_for(
+        "the operator to see batch A completed while the apiserver is down",
+        WAIT,
+        || async {
+            let records = sim.invalidations(DIST);
+            let seen = records
+                .iter()
+                .filter(|r| r.first_reported_completed.is_some())
+                .count();
+            if seen == a.len() {
+                Ok(())
+            } else {
+                Err(format!("{seen} seen completed"))
+            }
+        },
+    )
+    .await;
+    let t = Instant::now();
+    env.cp.start_apiserver().await.expect("apiserver restart");
+    eprintln!("[e2e] kube-apiserver back in {:.1?}", t.elapsed());
+
+    // B: created right after the restart, maybe before the operator's watch is back.
+    let b = batch("after-apiserver");
+    for n in &b {
+        create_retrying(&api, &manifest(n, DIST, &[&format!("/{n}")])).await;
+    }
+    names.extend(b);
+
+    // C: etcd restarts under a running apiserver.
+    let t = Instant::now();
+    env.cp.restart_etcd().await.expect("etcd restart");
+    eprintln!("[e2e] etcd back in {:.1?}", t.elapsed());
+    let c = batch("after-etcd");
+    for n in &c {
+        create_retrying(&api, &manifest(n, DIST, &[&format!("/{n}")])).await;
+    }
+    names.extend(c);
+
+    // D: both restart.
+    let t = Instant::now();
+    env.cp.restart().await.expect("control plane restart");
+    eprintln!("[e2e] etcd + kube-apiserver back in {:.1?}", t.elapsed());
+    let d = batch("after-both");
+    for n in &d {
+        create_retrying(&api, &manifest(n, DIST, &[&format!("/{n}")])).await;
+    }
+    names.extend(d);
+
+    let done = wait_all_completed(&api, &names, Duration::from_secs(60)).await;
+    assert_one_invalidation_per_object(&sim, DIST, &done);
+    assert!(
+        op.log().contains("could not write status"),
+        "the outage was noticed"
+    );
+}
