@@ -427,7 +427,53 @@ async fn invalid_manifests_are_rejected_at_admission() {
         "only the valid object exists: {listed:#}"
     );
     assert_eq!(sim.counters().calls_total(Operation::CreateInvalidation), 1);
-    assert_one_invalidation_per_object(&sim, DIST, &[obj]);
+    assert_one_invalidation_per_object(&sim, DIST, std::slice::from_ref(&obj));
+
+    // The spec is immutable. A server with CEL refuses the change; v1.20 cannot, so the
+    // operator must say it ignores the change, and must not invalidate again.
+    let patch = env
+        .kubectl
+        .run(&[
+            "patch",
+            "-n",
+            &ns,
+            "cfinv",
+            "valid",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paths":["/changed"]}}"#,
+        ])
+        .await;
+    if env.knows_cel() {
+        assert!(!patch.success, "spec change accepted");
+        assert!(patch.stderr.contains("immutable"), "{}", patch.stderr);
+    } else {
+        assert!(patch.success, "{}", patch.stderr);
+        wait_for("the SpecChangeIgnored event", WAIT, || async {
+            let events = env
+                .kubectl
+                .json(&[
+                    "get",
+                    "events",
+                    "-n",
+                    &ns,
+                    "--field-selector=reason=SpecChangeIgnored",
+                ])
+                .await;
+            match events["items"].as_array().and_then(|i| i.first()) {
+                Some(e) if e["type"] == "Warning" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let changed = api.get("valid").await.expect("get");
+        assert_eq!(changed.metadata.generation, Some(2));
+        let status = changed.status.clone().expect("status");
+        assert_eq!(status.observed_generation, Some(2), "{status:?}");
+        assert_eq!(changed.phase(), Phase::Completed);
+        assert_eq!(status.invalidation_id, obj.status.unwrap().invalidation_id);
+        assert_eq!(sim.counters().calls_total(Operation::CreateInvalidation), 1);
+    }
 }
 
 /// Every plain CloudFrontInvalidation manifest under examples/ (Helm templates skipped) applies
@@ -527,15 +573,7 @@ async fn crd_install_methods() {
     let env = Env::start_without_crd().await;
     let crd = repo_path("crds/cloudfront.invalidation.io_cloudfrontinvalidations.yaml");
     let crd = crd.to_str().expect("utf-8 path");
-    let minor: u32 = env
-        .cp
-        .apiserver_version()
-        .trim_start_matches('v')
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    let knows_cel = minor >= 25;
+    let knows_cel = env.knows_cel();
 
     // Plain `kubectl apply`: client-side validation does not know x-kubernetes-validations.
     let plain = env.kubectl.run(&["apply", "-f", crd]).await;

@@ -72,18 +72,20 @@ async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
         }
     })
     .await;
-    wait_for("the refused status writes", WAIT, || async {
-        let refused = op
-            .log()
-            .lines()
-            .filter(|l| l.contains("could not write status") && l.contains("forbidden"))
-            .count();
-        if refused >= 3 {
-            Ok(())
-        } else {
-            Err(format!("{refused} refused writes logged"))
-        }
-    })
+    // Each answer the operator could not record makes it ask again with the same
+    // CallerReference: CloudFront answers with the existing invalidation (a replay).
+    wait_for(
+        "the operator to retry its unrecorded requests",
+        WAIT,
+        || async {
+            let replays = sim.counters().distribution(DIST).idempotent_replays;
+            if replays >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{replays} replays"))
+            }
+        },
+    )
     .await;
     op.kill9().await;
     for o in &window {
@@ -169,10 +171,6 @@ async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
         op.starts - 1,
         counters.invalidations_created,
         counters.distribution(DIST).idempotent_replays
-    );
-    assert!(
-        counters.distribution(DIST).idempotent_replays >= 3,
-        "the objects of step 1 were adopted by replaying their CallerReference: {counters:#?}"
     );
 }
 
@@ -549,8 +547,5 @@ async fn apiserver_and_etcd_restarts_miss_nothing_and_duplicate_nothing() {
 
     let done = wait_all_completed(&api, &names, Duration::from_secs(60)).await;
     assert_one_invalidation_per_object(&sim, DIST, &done);
-    assert!(
-        op.log().contains("could not write status"),
-        "the outage was noticed"
-    );
+    drop(op);
 }

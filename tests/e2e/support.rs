@@ -146,6 +146,19 @@ impl Env {
         }
     }
 
+    /// Whether the API server evaluates CEL `x-kubernetes-validations` (Kubernetes 1.25+).
+    pub fn knows_cel(&self) -> bool {
+        let minor: u32 = self
+            .cp
+            .apiserver_version()
+            .trim_start_matches('v')
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.trim_end_matches('+').parse().ok())
+            .unwrap_or(0);
+        minor >= 25
+    }
+
     /// The folder for this test's kubeconfigs and logs.
     pub fn dir(&self) -> &Path {
         &self.root
