@@ -100,10 +100,18 @@ impl Candidate {
     }
 }
 
+struct Admitted {
+    distribution: String,
+    namespace: String,
+    usage: Usage,
+    at: Instant,
+}
+
 pub struct Scheduler {
     quota: Usage,
-    /// Admitted, not yet seen in the cache as submitted: uid → (distribution, usage, when).
-    admitted: Mutex<HashMap<String, (String, Usage, Instant)>>,
+    /// Admitted, not yet seen in the cache as submitted: uid → (distribution, namespace, usage,
+    /// when).
+    admitted: Mutex<HashMap<String, Admitted>>,
 }
 
 impl Default for Scheduler {
@@ -133,9 +141,10 @@ impl Scheduler {
             };
         }
         let mut admitted = self.admitted.lock().expect("scheduler lock");
-        admitted.retain(|_, (_, _, at)| at.elapsed() < ADMISSION_TTL);
+        admitted.retain(|_, a| a.at.elapsed() < ADMISSION_TTL);
 
         let mut in_flight = Usage::default();
+        let mut served: BTreeMap<String, usize> = BTreeMap::new();
         let mut waiting = vec![candidate.clone()];
         for obj in cached.iter().map(AsRef::as_ref) {
             let Some(uid) = obj.uid() else { continue };
@@ -144,6 +153,9 @@ impl Scheduler {
             match obj.phase() {
                 Phase::InProgress if submitted => {
                     admitted.remove(&uid);
+                    *served
+                        .entry(obj.namespace().unwrap_or_default())
+                        .or_default() += 1;
                     let sent = status
                         .and_then(|s| s.submitted_paths.as_deref())
                         .unwrap_or(&[]);
@@ -156,15 +168,16 @@ impl Scheduler {
                 _ => waiting.extend(Candidate::of(obj)),
             }
         }
-        for (uid, (dist, usage, _)) in admitted.iter() {
-            if dist == distribution && *uid != candidate.uid {
-                in_flight = in_flight.plus(*usage);
+        for (uid, a) in admitted.iter() {
+            if a.distribution == distribution && *uid != candidate.uid {
+                in_flight = in_flight.plus(a.usage);
+                *served.entry(a.namespace.clone()).or_default() += 1;
             }
         }
 
         // Walk the fairness order, filling the quota; stop at the first that does not fit so
         // a large request is not overtaken forever by small ones.
-        let order = fair_order(waiting);
+        let order = fair_order(waiting, &served);
         let ahead = order
             .iter()
             .position(|w| w.uid == candidate.uid)
@@ -179,7 +192,12 @@ impl Scheduler {
         }
         admitted.insert(
             candidate.uid.clone(),
-            (distribution.to_owned(), candidate.usage, Instant::now()),
+            Admitted {
+                distribution: distribution.to_owned(),
+                namespace: candidate.namespace.clone(),
+                usage: candidate.usage,
+                at: Instant::now(),
+            },
         );
         Admission::Admit
     }
@@ -191,15 +209,19 @@ impl Scheduler {
     }
 }
 
-/// Round-robin across namespaces, oldest first within each: the k-th oldest waiting object of
-/// every namespace comes before any namespace's (k+1)-th. Ties break on creation time, then uid.
-fn fair_order(mut waiting: Vec<Candidate>) -> Vec<Candidate> {
+/// Least-served namespace first, oldest first within each: an object's rank is what its
+/// namespace already has in flight on the distribution plus its place among that namespace's
+/// waiting objects, so a namespace holding 15 slots waits behind one holding none. Ties break
+/// on creation time, then uid.
+fn fair_order(mut waiting: Vec<Candidate>, served: &BTreeMap<String, usize>) -> Vec<Candidate> {
     waiting.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
     let mut rank_in_namespace: BTreeMap<String, usize> = BTreeMap::new();
     let mut ranked: Vec<(usize, Candidate)> = waiting
         .into_iter()
         .map(|c| {
-            let rank = rank_in_namespace.entry(c.namespace.clone()).or_default();
+            let rank = rank_in_namespace
+                .entry(c.namespace.clone())
+                .or_insert_with(|| served.get(&c.namespace).copied().unwrap_or(0));
             *rank += 1;
             (*rank, c)
         })
@@ -351,6 +373,30 @@ mod tests {
         // Created after the whole flood, yet served in the first round.
         cached.push(obj("quiet", "q0", 1, &["/*"], None));
         assert_eq!(decide(&s, &cached, "q0"), Admission::Admit);
+    }
+
+    #[test]
+    fn a_namespace_holding_slots_yields_to_one_holding_none() {
+        let s = Scheduler::default();
+        let mut cached: Vec<_> = (0..14)
+            .map(|i| {
+                obj(
+                    "flood",
+                    &format!("in{i:02}"),
+                    500,
+                    &["/*"],
+                    Some(Phase::InProgress),
+                )
+            })
+            .collect();
+        // Older than the quiet object, but its namespace already holds 14 of 15 slots.
+        cached.push(obj("flood", "f-wait", 100, &["/*"], None));
+        cached.push(obj("quiet", "q0", 1, &["/*"], None));
+        assert_eq!(decide(&s, &cached, "q0"), Admission::Admit);
+        assert!(matches!(
+            decide(&s, &cached, "f-wait"),
+            Admission::Wait { .. }
+        ));
     }
 
     #[test]

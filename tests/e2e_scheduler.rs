@@ -1,0 +1,158 @@
+//! The quota scheduler's guarantees, end to end against the real API server and the operator
+//! binary: never over CloudFront's in-progress quota (and so never refused by it when the
+//! operator is the only writer), round-robin across namespaces so a flood cannot starve anyone,
+//! and oldest first within a namespace.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use cloudfront_invalidation_operator::simulator::{InvalidationRecord, Operation};
+use kube::ResourceExt;
+use support::*;
+
+const DIST: &str = "E2ESCHEDULER01";
+
+/// Records of `DIST` in the order CloudFront created them.
+fn by_creation(
+    sim: &cloudfront_invalidation_operator::simulator::SimulatorHandle,
+) -> Vec<InvalidationRecord> {
+    let mut records = sim.invalidations(DIST);
+    records.sort_by_key(|r| r.create_time);
+    records
+}
+
+#[tokio::test]
+async fn a_flooding_namespace_does_not_starve_a_quiet_one() {
+    let env = Env::start().await;
+    let flood = env.namespace("flood").await;
+    let quiet = env.namespace("quiet").await;
+    let sim = simulator(&[DIST], Duration::from_secs(3)).await;
+    let _op = Operator::start(
+        &env,
+        env.operator("fair", &sim, &flood)
+            .all_namespaces()
+            .arg("--aws-rate-limit=100")
+            .arg("--queue-recheck-interval=200ms"),
+    )
+    .await;
+
+    // 45 wildcard objects: three full waves of CloudFront's 15.
+    let flood_api = env.api(&flood);
+    let flood_names: Vec<String> = (0..45).map(|i| format!("flood-{i:02}")).collect();
+    for (i, name) in flood_names.iter().enumerate() {
+        create(&flood_api, &manifest(name, DIST, &[&format!("/f{i}/*")])).await;
+    }
+    wait_for(
+        "the first wave to be in progress",
+        Duration::from_secs(30),
+        || async {
+            let n = sim.invalidations(DIST).len();
+            if n >= 15 {
+                Ok(())
+            } else {
+                Err(format!("{n} created"))
+            }
+        },
+    )
+    .await;
+    // One object from another namespace, created after the whole flood.
+    let quiet_api = env.api(&quiet);
+    let quiet_obj = create(&quiet_api, &manifest("lonely", DIST, &["/q/*"])).await;
+
+    let mut done = wait_all_completed(&flood_api, &flood_names, Duration::from_secs(90)).await;
+    done.extend(
+        wait_all_completed(&quiet_api, &["lonely".to_owned()], Duration::from_secs(30)).await,
+    );
+
+    let records = by_creation(&sim);
+    let quiet_uid = quiet_obj.uid().unwrap();
+    let position = records
+        .iter()
+        .position(|r| r.caller_reference == quiet_uid)
+        .expect("the quiet object was submitted");
+    // Least-served first: it goes in the second wave (positions 15..29: slots free only when the
+    // first wave completes), not behind the other 30 flood objects in the fourth as strict
+    // arrival order would have it. Within a wave, objects are submitted as their rechecks come.
+    assert!(
+        (15..30).contains(&position),
+        "the quiet namespace's object was the {}th submitted, outside the second wave",
+        position + 1
+    );
+    let c = sim.counters();
+    assert!(
+        c.distribution(DIST).peak_in_progress_wildcard_paths <= 15,
+        "{:#?}",
+        c.distribution(DIST)
+    );
+    assert_eq!(
+        c.calls(
+            Operation::CreateInvalidation,
+            "TooManyInvalidationsInProgress"
+        ),
+        0,
+        "as the only writer the operator never asks beyond the quota"
+    );
+    assert_eq!(records.len(), 46, "one invalidation per object");
+}
+
+#[tokio::test]
+async fn oldest_first_within_a_namespace() {
+    let env = Env::start().await;
+    let ns = env.namespace("order").await;
+    let sim = simulator(&[DIST], Duration::from_secs(2)).await;
+    let _op = Operator::start(
+        &env,
+        env.operator("order", &sim, &ns)
+            .arg("--aws-rate-limit=100")
+            .arg("--queue-recheck-interval=200ms"),
+    )
+    .await;
+    let api = env.api(&ns);
+    // creationTimestamp has one-second resolution: the batches are created seconds apart.
+    let older: Vec<String> = (0..20).map(|i| format!("older-{i:02}")).collect();
+    for (i, name) in older.iter().enumerate() {
+        create(&api, &manifest(name, DIST, &[&format!("/o{i}/*")])).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let newer: Vec<String> = (0..20).map(|i| format!("newer-{i:02}")).collect();
+    for (i, name) in newer.iter().enumerate() {
+        create(&api, &manifest(name, DIST, &[&format!("/n{i}/*")])).await;
+    }
+    let all: Vec<String> = older.iter().chain(&newer).cloned().collect();
+    let done = wait_all_completed(&api, &all, Duration::from_secs(60)).await;
+
+    let uid_of = |name: &str| {
+        done.iter()
+            .find(|o| o.name_any() == name)
+            .and_then(|o| o.uid())
+            .unwrap()
+    };
+    let records = by_creation(&sim);
+    let submitted_at = |name: &str| {
+        let uid = uid_of(name);
+        records
+            .iter()
+            .position(|r| r.caller_reference == uid)
+            .unwrap()
+    };
+    // Waves of 15: the first holds only older objects, and the 5 older ones left go in the
+    // second; newer ones never take a slot an older one is waiting for.
+    let last_older = older.iter().map(|n| submitted_at(n)).max().unwrap();
+    let first_newer = newer.iter().map(|n| submitted_at(n)).min().unwrap();
+    assert!(
+        first_newer >= 15,
+        "a newer object was in the first wave (#{first_newer})"
+    );
+    assert!(
+        last_older < 30,
+        "an older object waited until the third wave (#{last_older})"
+    );
+    assert!(
+        sim.counters()
+            .distribution(DIST)
+            .peak_in_progress_wildcard_paths
+            <= 15
+    );
+}
