@@ -411,6 +411,7 @@ async fn footprint(a: FootprintArgs) -> anyhow::Result<()> {
         .sum::<u64>();
     tokio::time::sleep(a.idle).await;
     let cpu = operator.cpu_seconds()? - cpu_before;
+    let (rss_idle, _) = operator.memory()?;
     let after = reconciles(&operator.http("/metrics").await?.1);
     let calls = sim
         .counters()
@@ -425,13 +426,14 @@ async fn footprint(a: FootprintArgs) -> anyhow::Result<()> {
         humantime::format_duration(a.idle)
     );
     println!(
-        "| RSS (MiB) | peak RSS (MiB) | idle CPU (s over the window) | reconciles while idle | AWS calls while idle |"
+        "| RSS 5 s after ready (MiB) | peak RSS (MiB) | RSS after the idle window (MiB) | idle CPU (s over the window) | reconciles while idle | AWS calls while idle |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| {:.1} | {:.1} | {cpu:.3} | {} | {calls} |",
+        "| {:.1} | {:.1} | {:.1} | {cpu:.3} | {} | {calls} |",
         rss as f64 / 1048576.0,
         peak as f64 / 1048576.0,
+        rss_idle as f64 / 1048576.0,
         after - before,
     );
     operator.stop().await;
