@@ -81,7 +81,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     );
 
     say(
-        "starting etcd and kube-apiserver (the first run on a machine builds them: about 10 minutes)",
+        "starting etcd and kube-apiserver (the first run on a machine builds them: 6-9 minutes, once)",
     );
     let control_plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
     let client = control_plane.admin_client().await?;
