@@ -154,6 +154,7 @@ impl RunArgs {
         }
     }
 
+    /// `--instance`, or a random name (fixed once by `run`).
     fn identity(&self) -> String {
         self.instance.clone().unwrap_or_else(|| {
             format!(
@@ -166,6 +167,11 @@ impl RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Resolve the identity once: Events and the Lease must name the same replica.
+    let args = RunArgs {
+        instance: Some(args.identity()),
+        ..args
+    };
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();
