@@ -1,9 +1,9 @@
 //! The controller: a kube-runtime `Controller` over CloudFrontInvalidation objects, a `Context`
 //! shared by every reconcile, and the `reconcile` / `error_policy` pair.
 
+pub mod backoff;
 pub mod conditions;
 mod reconcile;
-pub mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -28,8 +28,8 @@ use rand::SeedableRng;
 use tracing::{info, warn};
 
 pub use crate::polling::PollSettings;
+pub use backoff::RetrySettings;
 pub use reconcile::{error_policy, reconcile};
-pub use schedule::RetrySettings;
 
 use kube::runtime::reflector::Store;
 
