@@ -36,8 +36,8 @@ use kube::config::{
     NamedCluster, NamedContext,
 };
 
-pub use process::locate_binaries;
 use process::{APISERVER, ETCD, Proc};
+pub use process::{locate_binaries, spawn_tied};
 
 /// How to start a [`ControlPlane`]. `ControlPlaneOptions::default()` is what tests want.
 #[derive(Debug, Clone)]

@@ -230,21 +230,33 @@ impl Proc {
 
 /// Spawns `cmd` so that the child is SIGKILLed by the kernel when this process dies, however it
 /// dies (panic=abort, SIGKILL, a `ControlPlane` kept in a `static`): on Linux via
-/// `PR_SET_PDEATHSIG`. That signal fires when the *thread* that forked exits, so the fork happens
-/// on a dedicated thread that lives as long as the process, not on a test's or runtime's thread.
-#[cfg(target_os = "linux")]
+/// `PR_SET_PDEATHSIG`. Blocking; for tests that manage `std::process::Child`ren (the end-to-end
+/// suite's operator processes). Elsewhere a plain spawn.
+pub fn spawn_tied(mut cmd: std::process::Command) -> std::io::Result<std::process::Child> {
+    die_with_this_process(&mut cmd);
+    on_spawner_thread(move || cmd.spawn())?
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread dropped the job"))?
+}
+
+/// [`spawn_tied`] for a Tokio command, without blocking the runtime.
 async fn spawn_tied_to_process(mut cmd: Command) -> std::io::Result<Child> {
-    use std::sync::Mutex;
-    use std::sync::mpsc;
-    use tokio::sync::oneshot;
+    die_with_this_process(cmd.as_std_mut());
+    // The child is registered with the runtime that spawns it.
+    let runtime = tokio::runtime::Handle::current();
+    let answer = on_spawner_thread(move || {
+        let _runtime = runtime.enter();
+        cmd.spawn()
+    })?;
+    tokio::task::spawn_blocking(move || answer.recv())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|_| std::io::Error::other("the spawner thread dropped the job"))?
+}
 
-    type Job = (
-        Command,
-        tokio::runtime::Handle,
-        oneshot::Sender<std::io::Result<Child>>,
-    );
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-
+#[cfg(target_os = "linux")]
+fn die_with_this_process(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
     let parent = std::process::id();
     // SAFETY: the closure runs between fork and exec and only calls the async-signal-safe
     // `prctl` and `getppid`.
@@ -260,34 +272,38 @@ async fn spawn_tied_to_process(mut cmd: Command) -> std::io::Result<Child> {
             Ok(())
         });
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_: &mut std::process::Command) {}
+
+/// Runs `job` on one thread that lives as long as the process: `PR_SET_PDEATHSIG` fires when the
+/// *thread* that forked exits, so forks must not happen on a test's or a runtime's thread.
+fn on_spawner_thread<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::sync::mpsc::Receiver<T>> {
+    use std::sync::{Mutex, mpsc};
+    type Job = Box<dyn FnOnce() + Send>;
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+
     let sender = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("controlplane-spawner".into())
-            .spawn(move || {
-                for (mut cmd, handle, reply) in rx {
-                    let _runtime = handle.enter();
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("cannot start the controlplane-spawner thread");
+            .name("process-spawner".into())
+            .spawn(move || rx.into_iter().for_each(|job| job()))
+            .expect("cannot start the process-spawner thread");
         Mutex::new(tx)
     });
-    let (reply, answer) = oneshot::channel();
-    let job = (cmd, tokio::runtime::Handle::current(), reply);
+    let (reply, answer) = mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(job());
+    });
     sender
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .send(job)
-        .map_err(|_| std::io::Error::other("controlplane-spawner thread is gone"))?;
-    answer
-        .await
-        .map_err(|_| std::io::Error::other("controlplane-spawner thread dropped the job"))?
-}
-
-#[cfg(not(target_os = "linux"))]
-async fn spawn_tied_to_process(mut cmd: Command) -> std::io::Result<Child> {
-    cmd.spawn()
+        .map_err(|_| std::io::Error::other("the process-spawner thread is gone"))?;
+    Ok(answer)
 }
 
 #[cfg(test)]

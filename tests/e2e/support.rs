@@ -18,11 +18,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use cloudfront_invalidation_operator::controlplane::{
-    ControlPlane, ControlPlaneOptions, ControlPlaneUser, test_namespace,
+    ControlPlane, ControlPlaneOptions, ControlPlaneUser, spawn_tied, test_namespace,
 };
 use cloudfront_invalidation_operator::crd::{CloudFrontInvalidation, Phase};
 use cloudfront_invalidation_operator::simulator::{
@@ -755,7 +754,7 @@ impl Operator {
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        let child = spawn_tied_to_process(cmd).expect("cannot start the operator binary");
+        let child = spawn_tied(cmd).expect("cannot start the operator binary");
         self.child = Some(child);
         self.starts += 1;
         self.addr = None;
@@ -925,49 +924,6 @@ async fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Spawns `cmd` so that the kernel SIGKILLs it when this test process dies, however it dies
-/// (`PR_SET_PDEATHSIG`). The signal fires when the forking *thread* exits, so forks happen on
-/// one thread that lives as long as the process.
-fn spawn_tied_to_process(mut cmd: std::process::Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt as _;
-    type Job = (std::process::Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(std::io::Error::other("parent exited"));
-            }
-            Ok(())
-        });
-    }
-    let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("e2e-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawner thread");
-        Mutex::new(tx)
-    });
-    let (reply, answer) = mpsc::channel();
-    sender
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send((cmd, reply))
-        .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-    answer
-        .recv()
-        .map_err(|_| std::io::Error::other("spawner thread dropped the job"))?
 }
 
 // ------------------------------------------------------------------------------------------
