@@ -64,10 +64,6 @@ impl LeaderElection {
         Ok(manager.watch().await)
     }
 
-    pub fn is_leader(&self) -> bool {
-        *self.state.borrow()
-    }
-
     /// Resolves when this replica holds the lease.
     pub async fn acquired(&mut self) -> anyhow::Result<()> {
         loop {

@@ -58,10 +58,6 @@ impl TenancyGuard {
         }
     }
 
-    pub fn mode(&self) -> TenancyMode {
-        self.mode
-    }
-
     pub fn check(&self, namespace: &str, distribution: &str) -> Decision {
         let store = match (self.mode, &self.namespaces) {
             (TenancyMode::Open, _) => return Decision::Allowed,

@@ -147,12 +147,12 @@ impl Context {
         })
     }
 
-    /// Remember that the invalidation was still running now; returns the previous sighting.
-    pub(crate) fn seen_running(&self, uid: &str, now: Timestamp) -> Option<Timestamp> {
+    /// Remember that the invalidation was still running now.
+    pub(crate) fn seen_running(&self, uid: &str, now: Timestamp) {
         self.last_seen_running
             .lock()
             .expect("last-seen lock")
-            .insert(uid.to_owned(), now)
+            .insert(uid.to_owned(), now);
     }
 
     /// The last time the invalidation was seen running, forgetting it.
