@@ -1,6 +1,11 @@
+//! The production binary: the operator (`run`), its CRD (`crd`), and the one-shot CLI
+//! (`invalidate`, `list`, `get`). Nothing else ships in the image: the simulator, the sandbox and
+//! the benchmarks live in their own crates (`cloudfront-sim`, `cargo xtask`).
+
 use clap::{Parser, Subcommand};
 
-use cloudfront_invalidation_operator::{bench, cli, crd, run, sandbox, simulator, telemetry};
+use cfinv_cloudfront::telemetry;
+use cfinv_operator::run;
 
 /// Turns CloudFrontInvalidation resources into Amazon CloudFront invalidations.
 #[derive(Parser, Debug)]
@@ -20,19 +25,12 @@ enum Command {
     Run(run::RunArgs),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
-    /// Everything on this machine: kube-apiserver + etcd, the CloudFront simulator and the
-    /// operator (no cluster or AWS account needed).
-    Sandbox(sandbox::SandboxArgs),
-    /// Measure the performance claims against local pieces (see docs/benchmarks.md).
-    Bench(bench::BenchArgs),
-    /// Serve the CloudFront invalidation API locally (see docs/simulator.md).
-    Simulator(simulator::cli::SimulatorArgs),
     /// Invalidate paths of a distribution without a cluster (one-shot; see docs/cli.md).
-    Invalidate(cli::InvalidateArgs),
+    Invalidate(cfinv_cli::InvalidateArgs),
     /// List recent invalidations of a distribution, newest first.
-    List(cli::ListArgs),
+    List(cfinv_cli::ListArgs),
     /// Show one invalidation.
-    Get(cli::GetArgs),
+    Get(cfinv_cli::GetArgs),
 }
 
 #[tokio::main]
@@ -41,38 +39,28 @@ async fn main() -> anyhow::Result<()> {
     // process or building a TLS client panics.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    // `crd` prints YAML for a pipe: no log subscriber, nothing else on stdout.
+    let logs = || telemetry::init(cli.log_format);
     match cli.command {
         Command::Crd => {
-            print!("{}", crd::crd_yaml());
+            print!("{}", cfinv_api::crd::crd_yaml());
             Ok(())
         }
         Command::Run(args) => {
-            telemetry::init(cli.log_format);
+            logs();
             run::run(args).await
         }
-        Command::Bench(args) => {
-            telemetry::init(cli.log_format);
-            bench::run(args).await
-        }
-        Command::Sandbox(args) => {
-            telemetry::init(cli.log_format);
-            sandbox::run(args).await
-        }
-        Command::Simulator(args) => {
-            telemetry::init(cli.log_format);
-            simulator::cli::run(args).await
-        }
         Command::Invalidate(args) => {
-            telemetry::init(cli.log_format);
-            std::process::exit(cli::invalidate(args).await.code())
+            logs();
+            std::process::exit(cfinv_cli::invalidate(args).await.code())
         }
         Command::List(args) => {
-            telemetry::init(cli.log_format);
-            std::process::exit(cli::list(args).await.code())
+            logs();
+            std::process::exit(cfinv_cli::list(args).await.code())
         }
         Command::Get(args) => {
-            telemetry::init(cli.log_format);
-            std::process::exit(cli::get(args).await.code())
+            logs();
+            std::process::exit(cfinv_cli::get(args).await.code())
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cloudfront_invalidation_operator::simulator::{
+use cloudfront_sim::{
     Completion, CountersSnapshot, FaultConfig, Operation, Simulator, SimulatorBuilder,
     SimulatorHandle,
 };

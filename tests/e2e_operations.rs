@@ -8,9 +8,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use cloudfront_invalidation_operator::controlplane::ControlPlaneUser;
-use cloudfront_invalidation_operator::crd::Phase;
-use cloudfront_invalidation_operator::tenancy::ALLOWED_DISTRIBUTIONS_ANNOTATION;
+use cfinv_api::crd::Phase;
+use cfinv_operator::tenancy::ALLOWED_DISTRIBUTIONS_ANNOTATION;
+use cfinv_testenv::ControlPlaneUser;
 use serde_json::{Value, json};
 use support::*;
 
@@ -51,7 +51,7 @@ async fn grant_chart_leader_election_role(env: &Env, namespace: &str) {
 /// `operator` with the chart's permissions.
 fn elected(
     env: &Env,
-    sim: &cloudfront_invalidation_operator::simulator::SimulatorHandle,
+    sim: &cloudfront_sim::SimulatorHandle,
     namespace: &str,
     instance: &str,
     lease_seconds: u64,

@@ -8,9 +8,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cloudfront_invalidation_operator::controlplane::ControlPlaneUser;
-use cloudfront_invalidation_operator::crd::Phase;
-use cloudfront_invalidation_operator::simulator::{Operation, SimulatorHandle};
+use cfinv_api::crd::Phase;
+use cfinv_testenv::ControlPlaneUser;
+use cloudfront_sim::{Operation, SimulatorHandle};
+use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use support::*;
 
@@ -630,10 +631,10 @@ async fn crd_install_methods() {
         ])
         .await
         .expect_ok("Established");
-    // ... and the kube client's create/replace (crd::install), also over an existing CRD.
-    cloudfront_invalidation_operator::crd::install(&env.admin)
+    // ... and the kube client's create/replace (cfinv_testenv::install_crd), also over an existing CRD.
+    cfinv_testenv::install_crd(&env.admin, cfinv_api::crd::CloudFrontInvalidation::crd())
         .await
-        .expect("crd::install");
+        .expect("install_crd");
 
     let stored = env.kubectl.json(&["get", "crd", CRD_NAME]).await;
     let has_cel = stored.to_string().contains("x-kubernetes-validations");

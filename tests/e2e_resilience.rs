@@ -10,11 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cloudfront_invalidation_operator::controlplane::ControlPlaneUser;
-use cloudfront_invalidation_operator::crd::{CloudFrontInvalidation, Phase};
-use cloudfront_invalidation_operator::simulator::{
-    Completion, FaultConfig, InvalidationStatus, Operation, Simulator,
-};
+use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+use cfinv_testenv::ControlPlaneUser;
+use cloudfront_sim::{Completion, FaultConfig, InvalidationStatus, Operation, Simulator};
 use serde_json::json;
 use support::*;
 

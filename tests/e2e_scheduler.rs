@@ -8,16 +8,14 @@ mod support;
 
 use std::time::Duration;
 
-use cloudfront_invalidation_operator::simulator::{InvalidationRecord, Operation};
+use cloudfront_sim::{InvalidationRecord, Operation};
 use kube::ResourceExt;
 use support::*;
 
 const DIST: &str = "E2ESCHEDULER01";
 
 /// Records of `DIST` in the order CloudFront created them.
-fn by_creation(
-    sim: &cloudfront_invalidation_operator::simulator::SimulatorHandle,
-) -> Vec<InvalidationRecord> {
+fn by_creation(sim: &cloudfront_sim::SimulatorHandle) -> Vec<InvalidationRecord> {
     let mut records = sim.invalidations(DIST);
     records.sort_by_key(|r| r.create_time);
     records

@@ -20,13 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cloudfront_invalidation_operator::controlplane::{
+use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+use cfinv_testenv::{
     ControlPlane, ControlPlaneOptions, ControlPlaneUser, spawn_tied, test_namespace,
 };
-use cloudfront_invalidation_operator::crd::{CloudFrontInvalidation, Phase};
-use cloudfront_invalidation_operator::simulator::{
-    Completion, InvalidationRecord, Simulator, SimulatorHandle,
-};
+use cloudfront_sim::{Completion, InvalidationRecord, Simulator, SimulatorHandle};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 use serde_json::Value;

@@ -1,0 +1,277 @@
+//! The controller: a kube-runtime `Controller` over CloudFrontInvalidation objects, a `Context`
+//! shared by every reconcile, and the `reconcile` / `error_policy` pair.
+
+pub mod conditions;
+mod reconcile;
+#[cfg(test)]
+mod tests;
+mod transition;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector,
+        watcher::{self, watcher},
+    },
+};
+use rand::SeedableRng;
+use tracing::{info, warn};
+
+pub use cfinv_cloudfront::backoff::RetrySettings;
+pub use cfinv_cloudfront::polling::PollSettings;
+pub use reconcile::{error_policy, reconcile};
+
+use kube::runtime::reflector::Store;
+
+use crate::{health::Health, metrics::Metrics, scheduler::Scheduler, tenancy::TenancyGuard};
+use cfinv_api::crd::CloudFrontInvalidation;
+use cfinv_cloudfront::CloudFront;
+use cfinv_cloudfront::polling::{CompletionModel, StatusBoard};
+use jiff::Timestamp;
+
+/// Name the operator reports events and field ownership under.
+pub const CONTROLLER_NAME: &str = "cloudfront-invalidation-operator";
+
+/// Errors that end a reconcile early; `error_policy` requeues the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not write status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+/// Tunables of the reconciler.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub poll: PollSettings,
+    pub retry: RetrySettings,
+    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again.
+    /// No CloudFront call and no write is made while it waits.
+    pub queue_recheck: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll: PollSettings::default(),
+            retry: RetrySettings::default(),
+            queue_recheck: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all of them, grouped by concern.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub cloudfront: CloudFrontAccess,
+    pub scheduling: Scheduling,
+    pub retries: Retries,
+    pub observability: Observability,
+}
+
+/// CloudFront: the API, what has been learned of its completion times, the shared
+/// `ListInvalidations` answers.
+pub struct CloudFrontAccess {
+    pub api: Arc<dyn CloudFront>,
+    pub model: CompletionModel,
+    pub board: StatusBoard,
+}
+
+/// Who may submit next: the quota scheduler, the tenancy policy and the cache they read.
+pub struct Scheduling {
+    pub scheduler: Scheduler,
+    pub tenancy: TenancyGuard,
+    /// The controller's cache, set while a controller runs: the scheduler and the poller read
+    /// what is in flight from it instead of listing.
+    cache: Mutex<Option<Store<CloudFrontInvalidation>>>,
+}
+
+impl Scheduling {
+    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
+    pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
+        let cache = self.cache.lock().expect("cache lock");
+        cache.as_ref().map_or_else(Vec::new, |store| {
+            store
+                .state()
+                .into_iter()
+                .filter(|o| o.spec.distribution_id == distribution)
+                .collect()
+        })
+    }
+}
+
+/// Consecutive retryable failures per object UID, for the backoff. Kept in memory: after a
+/// restart the backoff starts small again, which is harmless.
+pub struct Retries {
+    settings: RetrySettings,
+    attempts: Mutex<HashMap<String, u32>>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl Retries {
+    fn new(settings: RetrySettings) -> Self {
+        Self {
+            settings,
+            attempts: Mutex::default(),
+            rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
+        }
+    }
+
+    /// The next backoff delay for this object, counting the attempt.
+    pub(crate) fn next_delay(&self, uid: &str) -> Duration {
+        let attempt = {
+            let mut attempts = self.attempts.lock().expect("attempts lock");
+            let n = attempts.entry(uid.to_owned()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let mut rng = self.rng.lock().expect("rng lock");
+        self.settings.delay(attempt, &mut *rng)
+    }
+
+    /// The object made progress or finished: its next error starts a fresh backoff.
+    pub(crate) fn reset(&self, uid: &str) {
+        self.attempts.lock().expect("attempts lock").remove(uid);
+    }
+}
+
+/// Metrics, and what they need remembered between reconciles.
+pub struct Observability {
+    pub metrics: Arc<Metrics>,
+    /// When each in-progress invalidation was last seen still running, to bound how late the
+    /// operator noticed completion (the detection-delay metric).
+    last_seen_running: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl Observability {
+    /// Remember that the invalidation was still running now.
+    pub(crate) fn seen_running(&self, uid: &str, now: Timestamp) {
+        self.last_seen_running
+            .lock()
+            .expect("last-seen lock")
+            .insert(uid.to_owned(), now);
+    }
+
+    /// The last time the invalidation was seen running, forgetting it.
+    pub(crate) fn take_last_seen_running(&self, uid: &str) -> Option<Timestamp> {
+        self.last_seen_running
+            .lock()
+            .expect("last-seen lock")
+            .remove(uid)
+    }
+}
+
+impl Context {
+    pub fn new(client: Client, cloudfront: Arc<dyn CloudFront>, settings: Settings) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter(None)),
+            client,
+            cloudfront: CloudFrontAccess {
+                api: cloudfront,
+                model: CompletionModel::new(settings.poll.prior_median),
+                board: StatusBoard::default(),
+            },
+            scheduling: Scheduling {
+                scheduler: Scheduler::default(),
+                tenancy: TenancyGuard::open(),
+                cache: Mutex::default(),
+            },
+            retries: Retries::new(settings.retry.clone()),
+            observability: Observability {
+                metrics: Arc::default(),
+                last_seen_running: Mutex::default(),
+            },
+            settings,
+        }
+    }
+
+    /// Name this replica in the events it publishes (the pod name).
+    pub fn with_instance(mut self, instance: Option<String>) -> Self {
+        self.recorder = Recorder::new(self.client.clone(), reporter(instance));
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.observability.metrics = metrics;
+        self
+    }
+
+    pub fn with_tenancy(mut self, tenancy: TenancyGuard) -> Self {
+        self.scheduling.tenancy = tenancy;
+        self
+    }
+}
+
+fn reporter(instance: Option<String>) -> Reporter {
+    Reporter {
+        controller: CONTROLLER_NAME.to_owned(),
+        instance,
+    }
+}
+
+/// Which objects to watch.
+#[derive(Clone, Debug, Default)]
+pub enum WatchScope {
+    #[default]
+    AllNamespaces,
+    Namespace(String),
+}
+
+/// Run the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: WatchScope,
+    concurrency: u16,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<CloudFrontInvalidation> = match &scope {
+        WatchScope::AllNamespaces => Api::all(ctx.client.clone()),
+        WatchScope::Namespace(ns) => Api::namespaced(ctx.client.clone(), ns),
+    };
+    info!(?scope, concurrency, "starting controller");
+    // Our own reflector, so readiness can follow the watcher's InitDone (the initial list is in
+    // the cache) and the scheduler and metrics can read the same cache.
+    let (store, writer) = reflector::store();
+    let synced = health.clone();
+    let events = reflector(
+        writer,
+        watcher(api, watcher::Config::default().any_semantic()),
+    )
+    .inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            info!("cache synced");
+            synced.set_cache_synced(true);
+        }
+    })
+    .default_backoff()
+    .applied_objects();
+    ctx.observability.metrics.register_cache(store.clone());
+    *ctx.scheduling.cache.lock().expect("cache lock") = Some(store.clone());
+    let controller = Controller::for_stream(events, store);
+    controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "controller error");
+            }
+        })
+        .await;
+    health.set_cache_synced(false);
+    info!("controller stopped");
+}

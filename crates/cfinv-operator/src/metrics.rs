@@ -1,0 +1,338 @@
+//! Prometheus metrics (`/metrics`). Counters and histograms are updated as things happen;
+//! gauges of what is in flight are computed from the controller's cache at scrape time, so they
+//! cannot drift from what the cluster says. Names and meanings: `docs/metrics.md`.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kube::runtime::reflector::Store;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+
+const PREFIX: &str = "cloudfront_invalidation";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub operation: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DistributionLabels {
+    pub distribution: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 0.25 s .. ~68 min: covers reconcile latency and CloudFront completion times alike.
+    Histogram::new(exponential_buckets(0.25, 2.0, 15))
+}
+
+/// The operator's metrics.
+pub struct Metrics {
+    // A Mutex because the cache collector is registered after the metrics are shared.
+    registry: Mutex<Registry>,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub failures: Family<ReasonLabels, Counter>,
+    pub aws_calls: Family<CallLabels, Counter>,
+    pub paths_billed: Family<DistributionLabels, Counter>,
+    pub submit_to_completed: Histogram,
+    pub detection_delay: Histogram,
+    pub leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles, by result (ok or error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = seconds_histogram();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile, including the CloudFront call and the status write",
+            reconcile_duration.clone(),
+        );
+        let failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "failures",
+            "Objects that ended Failed, by reason",
+            failures.clone(),
+        );
+        let aws_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "aws_calls",
+            "CloudFront API calls, by operation and result code (ok or the error code)",
+            aws_calls.clone(),
+        );
+        let paths_billed = Family::<DistributionLabels, Counter>::default();
+        registry.register(
+            "paths_billed",
+            "Invalidation paths submitted to CloudFront (what CloudFront bills; a wildcard is one path)",
+            paths_billed.clone(),
+        );
+        let submit_to_completed = seconds_histogram();
+        registry.register(
+            "submit_to_completed_seconds",
+            "Time from CloudFront accepting an invalidation to the operator marking it Completed",
+            submit_to_completed.clone(),
+        );
+        let detection_delay = seconds_histogram();
+        registry.register(
+            "detection_delay_seconds",
+            "Upper bound on the delay between CloudFront completing and the operator noticing: \
+             the time since the last poll that still saw it in progress",
+            detection_delay.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this process is the leader and reconciling, 0 on standby",
+            leader.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            reconciles,
+            reconcile_duration,
+            failures,
+            aws_calls,
+            paths_billed,
+            submit_to_completed,
+            detection_delay,
+            leader,
+        }
+    }
+
+    /// Publish gauges computed from the controller's cache on every scrape.
+    pub fn register_cache(&self, store: Store<CloudFrontInvalidation>) {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .register_collector(Box::new(CacheCollector { store }));
+    }
+
+    pub fn record_call(&self, operation: &str, code: &str) {
+        self.aws_calls
+            .get_or_create(&CallLabels {
+                operation: operation.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_reconcile(&self, ok: bool, took: Duration) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn record_failure(&self, reason: &str) {
+        self.failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_billed(&self, distribution: &str, paths: u64) {
+        self.paths_billed
+            .get_or_create(&DistributionLabels {
+                distribution: distribution.to_owned(),
+            })
+            .inc_by(paths);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("registry lock");
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Gauges over the cached objects: how many are in each phase, and what is in flight per
+/// distribution (what counts against CloudFront's in-progress quotas).
+#[derive(Debug)]
+struct CacheCollector {
+    store: Store<CloudFrontInvalidation>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    invalidations: i64,
+    paths: i64,
+}
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut phases: BTreeMap<&'static str, i64> = [
+            Phase::Pending,
+            Phase::Queued,
+            Phase::InProgress,
+            Phase::Completed,
+            Phase::Failed,
+        ]
+        .into_iter()
+        .map(|p| (p.as_str(), 0))
+        .collect();
+        let mut in_flight: BTreeMap<String, InFlight> = BTreeMap::new();
+        for obj in self.store.state() {
+            let phase = obj.phase();
+            *phases.entry(phase.as_str()).or_default() += 1;
+            if phase == Phase::InProgress {
+                let e = in_flight
+                    .entry(obj.spec.distribution_id.clone())
+                    .or_default();
+                e.invalidations += 1;
+                e.paths += obj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.billed_paths)
+                    .map_or(0, i64::from);
+            }
+        }
+
+        // The registry adds the `cloudfront_invalidation_` prefix to collectors' names too.
+        let (objects, in_flight_name, in_flight_paths) =
+            ("objects", "in_flight", "in_flight_paths");
+        let mut family = encoder.encode_descriptor(
+            objects,
+            "CloudFrontInvalidation objects, by phase",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (phase, n) in phases {
+            let labels = [("phase", phase)];
+            ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            in_flight_name,
+            "Invalidations in progress in CloudFront, per distribution",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, f) in &in_flight {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(f.invalidations).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            in_flight_paths,
+            "Paths of invalidations in progress in CloudFront, per distribution",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, f) in &in_flight {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(f.paths).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;
+
+impl cfinv_cloudfront::CallSink for Metrics {
+    fn record_call(&self, operation: &str, outcome: &str) {
+        Metrics::record_call(self, operation, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/metrics.md describes every metric the operator exports.
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../../docs/metrics.md");
+        let m = Metrics::new();
+        let (_reader, _) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
+        m.register_cache(_reader);
+        m.record_failure("Timeout");
+        m.record_call("GetInvalidation", "ok");
+        m.record_billed("E1", 1);
+        m.record_reconcile(true, Duration::from_millis(1));
+        for line in m.encode().lines() {
+            let Some(name) = line
+                .strip_prefix("# TYPE ")
+                .and_then(|l| l.split(' ').next())
+            else {
+                continue;
+            };
+            let kind = line.rsplit(' ').next().unwrap_or_default();
+            let exported = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            assert!(
+                doc.contains(&format!("`{exported}`")),
+                "docs/metrics.md lacks {exported}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let m = Metrics::new();
+        m.record_call("CreateInvalidation", "ok");
+        m.record_reconcile(true, Duration::from_millis(30));
+        m.record_billed("E2EXAMPLE", 3);
+        m.record_failure("Timeout");
+        let text = m.encode();
+        for line in [
+            "cloudfront_invalidation_aws_calls_total{operation=\"CreateInvalidation\",code=\"ok\"} 1",
+            "cloudfront_invalidation_paths_billed_total{distribution=\"E2EXAMPLE\"} 3",
+            "cloudfront_invalidation_failures_total{reason=\"Timeout\"} 1",
+            "cloudfront_invalidation_reconciles_total{result=\"ok\"} 1",
+            "cloudfront_invalidation_reconcile_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! `bench`: the performance claims, measured against the real pieces (kube-apiserver + etcd,
+//! the simulator, the operator binary as its own process). Results and how to reproduce them:
+//! `docs/benchmarks.md`.
+//!
+//! Simulated time: CloudFront takes minutes, so a benchmark divides every duration — completion
+//! times, poll intervals, the completion-time prior — by `--scale` and multiplies what it measures
+//! back. All clocks stay real; fixed costs (API round trips) are magnified by the scale, which
+//! makes the reported delays pessimistic, never optimistic.
+
+mod env;
+
+use std::{collections::HashMap, time::Duration};
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+use cloudfront_sim::{Completion, Operation, Simulator};
+use env::{Env, create_all, flag, invalidation, real, wait_finished, watch_finished};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand, Debug)]
+enum Which {
+    /// Delay between CloudFront completing and the Completed condition, and polling calls, for
+    /// this operator's schedule and for fixed 20 s and 30 s pollers, in one run.
+    Detection(DetectionArgs),
+    /// Wildcard objects on one distribution: makespan against the quota-bound ideal.
+    Quota(QuotaArgs),
+    /// Many objects across many distributions created at once.
+    Burst(BurstArgs),
+    /// Memory and idle CPU with many finished objects in the cache.
+    Footprint(FootprintArgs),
+}
+
+#[derive(Args, Debug)]
+struct DetectionArgs {
+    #[arg(long, default_value_t = 200)]
+    invalidations: usize,
+    #[arg(long, default_value_t = 10)]
+    distributions: usize,
+    /// Median completion time (simulated), log-normal.
+    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+    median: Duration,
+    /// Log-normal sigma of completion times.
+    #[arg(long, default_value_t = 0.5)]
+    sigma: f64,
+    #[arg(long, default_value_t = 10.0)]
+    scale: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct QuotaArgs {
+    #[arg(long, default_value_t = 100)]
+    objects: usize,
+    /// Completion time T of every invalidation (simulated).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    completion: Duration,
+    #[arg(long, default_value_t = 10.0)]
+    scale: f64,
+}
+
+#[derive(Args, Debug)]
+struct BurstArgs {
+    #[arg(long, default_value_t = 1000)]
+    objects: usize,
+    #[arg(long, default_value_t = 50)]
+    distributions: usize,
+    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+    median: Duration,
+    #[arg(long, default_value_t = 0.5)]
+    sigma: f64,
+    #[arg(long, default_value_t = 10.0)]
+    scale: f64,
+}
+
+#[derive(Args, Debug)]
+struct FootprintArgs {
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// How long to watch an idle operator.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    idle: Duration,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.which {
+        Which::Detection(a) => detection(a).await,
+        Which::Quota(a) => quota(a).await,
+        Which::Burst(a) => burst(a).await,
+        Which::Footprint(a) => footprint(a).await,
+    }
+}
+
+/// This operator's defaults, every duration divided by `scale`.
+fn our_flags(scale: f64) -> Vec<String> {
+    let s = |secs: f64| flag(real(Duration::from_secs_f64(secs), scale));
+    vec![
+        format!("--poll-min-interval={}", s(2.0)),
+        format!("--poll-max-interval={}", s(30.0)),
+        format!("--poll-batch-interval={}", s(2.0)),
+        format!("--poll-prior-median={}", s(45.0)),
+        format!("--queue-recheck-interval={}", s(2.0)),
+        format!("--retry-base-delay={}", s(1.0)),
+        format!("--retry-max-delay={}", s(60.0)),
+        "--aws-rate-limit=1000".to_owned(),
+    ]
+}
+
+/// A fixed poller (the AWS CLI waiter: 20 s, Terraform: 30 s), scaled.
+fn fixed_flags(every: Duration, scale: f64) -> Vec<String> {
+    let every = flag(real(every, scale));
+    vec![
+        format!("--poll-min-interval={every}"),
+        format!("--poll-max-interval={every}"),
+        "--poll-adaptive=false".to_owned(),
+        "--poll-batch-interval=0s".to_owned(),
+        "--aws-rate-limit=1000".to_owned(),
+    ]
+}
+
+fn distribution_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("EBENCH{i:05}")).collect()
+}
+
+struct Stats {
+    mean: f64,
+    p95: f64,
+    max: f64,
+}
+
+fn stats(mut values: Vec<f64>) -> Stats {
+    values.sort_by(f64::total_cmp);
+    let n = values.len().max(1);
+    Stats {
+        mean: values.iter().sum::<f64>() / n as f64,
+        p95: values[((n as f64 * 0.95).ceil() as usize).clamp(1, n) - 1],
+        max: values.last().copied().unwrap_or_default(),
+    }
+}
+
+fn secs_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64()
+}
+
+async fn detection(a: DetectionArgs) -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    println!(
+        "detection: {} invalidations on {} distributions, completion log-normal(median {}, sigma {}), \
+         scale {} (times below are simulated seconds)\n",
+        a.invalidations,
+        a.distributions,
+        humantime::format_duration(a.median),
+        a.sigma,
+        a.scale
+    );
+    println!(
+        "| schedule | mean delay (s) | p95 delay (s) | max delay (s) | GetInvalidation / inv | ListInvalidations / inv | all polling calls / inv |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let runs = [
+        ("this operator (adaptive + batched)", our_flags(a.scale)),
+        (
+            "fixed 20 s (AWS CLI waiter)",
+            fixed_flags(Duration::from_secs(20), a.scale),
+        ),
+        (
+            "fixed 30 s (Terraform)",
+            fixed_flags(Duration::from_secs(30), a.scale),
+        ),
+    ];
+    for (label, flags) in runs {
+        let ns = env.namespace("bench-detection").await?;
+        let dists = distribution_ids(a.distributions);
+        let sim = Simulator::builder()
+            .distributions(dists.clone())
+            .completion(Completion::LogNormal {
+                median: real(a.median, a.scale),
+                sigma: a.sigma,
+                seed: a.seed,
+            })
+            .start()
+            .await?;
+        let operator = env.operator(&ns, &sim.endpoint_url(), &flags).await?;
+        let finished = watch_finished(&env.client, &ns);
+        let objects = (0..a.invalidations)
+            .map(|i| {
+                let path = format!("/release/{i}/index.html");
+                invalidation(&format!("inv-{i:05}"), &dists[i % dists.len()], &[path])
+            })
+            .collect();
+        create_all(&env.client, &ns, objects, 32).await?;
+        let done = wait_finished(&finished, a.invalidations, Duration::from_secs(1200)).await?;
+
+        let api: Api<CloudFrontInvalidation> = Api::namespaced(env.client.clone(), &ns);
+        let uids: HashMap<String, String> = api
+            .list(&Default::default())
+            .await?
+            .into_iter()
+            .filter_map(|o| Some((o.uid()?, o.name_any())))
+            .collect();
+        let mut delays = Vec::new();
+        for d in &dists {
+            for record in sim.invalidations(d) {
+                let name = &uids[&record.caller_reference];
+                let (_, seen) = done[name];
+                delays.push(secs_between(record.completion_time, seen) * a.scale);
+            }
+        }
+        let counters = sim.counters();
+        let n = a.invalidations as f64;
+        let gets = counters.calls_total(Operation::GetInvalidation) as f64 / n;
+        let lists = counters.calls_total(Operation::ListInvalidations) as f64 / n;
+        let s = stats(delays);
+        println!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {gets:.2} | {lists:.2} | {:.2} |",
+            s.mean,
+            s.p95,
+            s.max,
+            gets + lists
+        );
+        operator.stop().await;
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn quota(a: QuotaArgs) -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let ns = env.namespace("bench-quota").await?;
+    let dist = "EBENCHQUOTA01".to_owned();
+    let sim = Simulator::builder()
+        .distribution(&dist)
+        .completion(Completion::Fixed(real(a.completion, a.scale)))
+        .start()
+        .await?;
+    let operator = env
+        .operator(&ns, &sim.endpoint_url(), &our_flags(a.scale))
+        .await?;
+    let finished = watch_finished(&env.client, &ns);
+    let objects = (0..a.objects)
+        .map(|i| invalidation(&format!("wild-{i:04}"), &dist, &[format!("/site-{i}/*")]))
+        .collect();
+    let start = Timestamp::now();
+    create_all(&env.client, &ns, objects, 32).await?;
+    let done = wait_finished(&finished, a.objects, Duration::from_secs(1800)).await?;
+    let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
+    let makespan = secs_between(start, last) * a.scale;
+    let waves = a.objects.div_ceil(15) as f64;
+    let ideal = waves * a.completion.as_secs_f64();
+    let counters = sim.counters();
+    let failed = done.values().filter(|(p, _)| *p == Phase::Failed).count();
+    println!(
+        "quota: {} wildcard objects on one distribution, T = {}, scale {}\n",
+        a.objects,
+        humantime::format_duration(a.completion),
+        a.scale
+    );
+    println!(
+        "| makespan (s) | ideal ceil(n/15)*T (s) | ratio | TooManyInvalidationsInProgress | peak wildcard paths in progress | Failed |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {makespan:.1} | {ideal:.0} | {:.3} | {} | {} | {failed} |",
+        makespan / ideal,
+        counters.calls(
+            Operation::CreateInvalidation,
+            "TooManyInvalidationsInProgress"
+        ),
+        counters.distribution(&dist).peak_in_progress_wildcard_paths,
+    );
+    operator.stop().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn burst(a: BurstArgs) -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let ns = env.namespace("bench-burst").await?;
+    let dists = distribution_ids(a.distributions);
+    let sim = Simulator::builder()
+        .distributions(dists.clone())
+        .completion(Completion::LogNormal {
+            median: real(a.median, a.scale),
+            sigma: a.sigma,
+            seed: 7,
+        })
+        .start()
+        .await?;
+    let operator = env
+        .operator(&ns, &sim.endpoint_url(), &our_flags(a.scale))
+        .await?;
+    let cpu_before = operator.cpu_seconds()?;
+    let finished = watch_finished(&env.client, &ns);
+    let objects = (0..a.objects)
+        .map(|i| {
+            let paths = vec![format!("/app-{i}/index.html"), format!("/app-{i}/sw.js")];
+            invalidation(&format!("burst-{i:05}"), &dists[i % dists.len()], &paths)
+        })
+        .collect();
+    let start = Timestamp::now();
+    create_all(&env.client, &ns, objects, 64).await?;
+    let created = Timestamp::now();
+    let done = wait_finished(&finished, a.objects, Duration::from_secs(1800)).await?;
+    let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
+    let cpu = operator.cpu_seconds()? - cpu_before;
+    let (_, peak_rss) = operator.memory()?;
+    let counters = sim.counters();
+    let calls: u64 = counters.calls.values().flat_map(|m| m.values()).sum();
+    let completed = done
+        .values()
+        .filter(|(p, _)| *p == Phase::Completed)
+        .count();
+    println!(
+        "burst: {} objects on {} distributions created at once, completion log-normal(median {}, sigma {}), scale {}\n",
+        a.objects,
+        a.distributions,
+        humantime::format_duration(a.median),
+        a.sigma,
+        a.scale
+    );
+    println!(
+        "| objects Completed | creating took (real s) | all Completed after (simulated s) | AWS calls / object | Create / object | operator CPU (s) | operator peak RSS (MiB) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {completed} | {:.1} | {:.1} | {:.2} | {:.2} | {cpu:.2} | {:.1} |",
+        secs_between(start, created),
+        secs_between(start, last) * a.scale,
+        calls as f64 / a.objects as f64,
+        counters.calls_total(Operation::CreateInvalidation) as f64 / a.objects as f64,
+        peak_rss as f64 / 1048576.0,
+    );
+    operator.stop().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn footprint(a: FootprintArgs) -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let ns = env.namespace("bench-footprint").await?;
+    let sim = Simulator::builder()
+        .distribution("EBENCHIDLE01")
+        .start()
+        .await?;
+    // Objects that finished earlier: created, then given a Completed status, before the
+    // operator starts, so what is measured is an operator holding them, not processing them.
+    let api: Api<CloudFrontInvalidation> = Api::namespaced(env.client.clone(), &ns);
+    let objects: Vec<_> = (0..a.objects)
+        .map(|i| {
+            invalidation(
+                &format!("done-{i:05}"),
+                "EBENCHIDLE01",
+                &[format!("/page-{i}.html"), "/index.html".to_owned()],
+            )
+        })
+        .collect();
+    create_all(&env.client, &ns, objects, 64).await?;
+    let status = json!({"status": {"phase": "Completed", "invalidationId": "IBENCHDONE0001",
+        "billedPaths": 2, "observedGeneration": 1, "message": "completed before the benchmark"}});
+    futures::stream::iter(0..a.objects)
+        .map(|i| {
+            let (api, status) = (api.clone(), status.clone());
+            async move {
+                api.patch_status(
+                    &format!("done-{i:05}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(status),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let operator = env
+        .operator(&ns, &sim.endpoint_url(), &our_flags(1.0))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, peak) = operator.memory()?;
+    let reconciles = |body: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with("cloudfront_invalidation_reconciles_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = reconciles(&operator.http("/metrics").await?.1);
+    let cpu_before = operator.cpu_seconds()?;
+    let calls_before = sim
+        .counters()
+        .calls
+        .values()
+        .flat_map(|m| m.values())
+        .sum::<u64>();
+    tokio::time::sleep(a.idle).await;
+    let cpu = operator.cpu_seconds()? - cpu_before;
+    let (rss_idle, _) = operator.memory()?;
+    let after = reconciles(&operator.http("/metrics").await?.1);
+    let calls = sim
+        .counters()
+        .calls
+        .values()
+        .flat_map(|m| m.values())
+        .sum::<u64>()
+        - calls_before;
+    println!(
+        "footprint: {} Completed objects in the cache, idle for {}\n",
+        a.objects,
+        humantime::format_duration(a.idle)
+    );
+    println!(
+        "| RSS 5 s after ready (MiB) | peak RSS (MiB) | RSS after the idle window (MiB) | idle CPU (s over the window) | reconciles while idle | AWS calls while idle |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.1} | {:.1} | {:.1} | {cpu:.3} | {} | {calls} |",
+        rss as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        rss_idle as f64 / 1048576.0,
+        after - before,
+    );
+    operator.stop().await;
+    sim.shutdown().await;
+    Ok(())
+}
