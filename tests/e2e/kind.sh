@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# End-to-end on kind: build the image, load it into a kind cluster, run the CloudFront simulator
-# from the same image, install the chart pointed at it, apply examples/basic.yaml and wait until
+# End-to-end on kind: build the operator and simulator images, load them into a kind cluster, run
+# the CloudFront simulator, install the chart pointed at it, apply examples/basic.yaml and wait until
 # the invalidation is Completed.
 #
 # Needs docker, kind, kubectl and helm (the project's dev machines have no Docker engine:
 # .github/workflows/e2e-kind.yaml runs it on a hosted runner).
 #   tests/e2e/kind.sh                 create (or reuse) the cluster and leave it running
 #   KIND_DELETE=1 tests/e2e/kind.sh   delete the cluster at the end
-# KIND_CLUSTER (default cfinv-e2e) names the cluster, IMAGE (default cloudfront-invalidation-operator:e2e) the image.
+# KIND_CLUSTER (default cfinv-e2e) names the cluster, IMAGE (default cloudfront-invalidation-operator:e2e)
+# the operator image, SIM_IMAGE (default cloudfront-sim:e2e) the simulator image.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 cluster="${KIND_CLUSTER:-cfinv-e2e}"
 image="${IMAGE:-cloudfront-invalidation-operator:e2e}"
+sim_image="${SIM_IMAGE:-cloudfront-sim:e2e}"
 ns=cloudfront-invalidation-operator
 distribution=EXAMPLEDIST01 # the distribution examples/basic.yaml names
 invalidation=website-release # and the object's name
@@ -32,15 +34,16 @@ if [[ "${KIND_DELETE:-0}" == 1 ]]; then
 	trap 'kind delete cluster --name "$cluster"' EXIT
 fi
 
-step "build $image"
+step "build $image and $sim_image"
 docker build --tag "$image" .
+docker build --target cloudfront-sim --tag "$sim_image" .
 
 step "kind cluster $cluster"
 kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 120s
 kubectl config use-context "kind-$cluster"
-kind load docker-image "$image" --name "$cluster"
+kind load docker-image "$image" "$sim_image" --name "$cluster"
 
-step "CloudFront simulator (same image, simulator subcommand)"
+step "CloudFront simulator (its own image)"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$ns" apply -f - <<YAML
 apiVersion: apps/v1
@@ -57,9 +60,9 @@ spec:
       securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
       containers:
         - name: simulator
-          image: $image
+          image: $sim_image
           imagePullPolicy: Never
-          args: [simulator, --listen=0.0.0.0:8480, --distribution=$distribution, --completion-after=10s]
+          args: [--listen=0.0.0.0:8480, --distribution=$distribution, --completion-after=10s]
           ports: [{name: http, containerPort: 8480}]
           securityContext:
             allowPrivilegeEscalation: false
