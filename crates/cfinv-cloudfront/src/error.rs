@@ -101,6 +101,9 @@ pub enum FailureReason {
     AccessDenied,
     /// The CallerReference was already used for a different set of paths.
     CallerReferenceConflict,
+    /// The request alone holds more paths than CloudFront allows in progress per distribution
+    /// (15 wildcard paths, 3,000 other paths): it could never be accepted.
+    ExceedsQuota,
     /// A request CloudFront says is malformed: a bug in this operator, not the user's input.
     InvalidRequest,
     /// `spec.timeoutSeconds` passed before CloudFront finished.
@@ -120,6 +123,7 @@ impl FailureReason {
             Self::InvalidationNotFound => "InvalidationNotFound",
             Self::AccessDenied => "AccessDenied",
             Self::CallerReferenceConflict => "CallerReferenceConflict",
+            Self::ExceedsQuota => "ExceedsQuota",
             Self::InvalidRequest => "InvalidRequest",
             Self::Timeout => "Timeout",
             Self::NotAllowed => "NotAllowed",
@@ -188,6 +192,10 @@ pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     ("ServiceUnavailable", Disposition::Retry),
     ("InternalError", Disposition::Retry),
     ("InternalFailure", Disposition::Retry),
+    // Our clock and AWS's disagree (or a request waited too long before it was sent): a new
+    // request is signed afresh, and the clock is usually corrected by NTP meanwhile.
+    ("RequestExpired", Disposition::Retry),
+    ("RequestTimeTooSkewed", Disposition::Retry),
     // Credential problems heal when the token is refreshed or an administrator fixes the role,
     // so they are retried inside the object's timeout instead of failing every object at once.
     ("ExpiredToken", Disposition::Retry),
@@ -197,9 +205,28 @@ pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     ("UnrecognizedClientException", Disposition::Retry),
 ];
 
+/// Once CloudFront holds an invalidation (the object has its id), only these answers end the
+/// object: the invalidation, its distribution or its tenant does not exist. Every other error
+/// is retried until `spec.timeoutSeconds`, AccessDenied included: the invalidation is running
+/// and billed whatever IAM says about looking at it.
+pub const TERMINAL_AFTER_SUBMISSION: &[&str] =
+    &["NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound"];
+
+/// A reused CallerReference as the live service reports it: `InvalidArgument` with this in the
+/// message (the API reference documents `InvalidationBatchAlreadyExists` instead).
+const CALLER_REFERENCE_REUSED: &str = "caller reference";
+
 /// Classify an error. Codes not in the table: 5xx, 429 and no-answer errors are retried; other
 /// client errors fail the object with `UnexpectedError` (a 4xx does not fix itself).
 pub fn classify(err: &CloudFrontError) -> Disposition {
+    if err.code.as_deref() == Some("InvalidArgument")
+        && err
+            .message
+            .to_ascii_lowercase()
+            .contains(CALLER_REFERENCE_REUSED)
+    {
+        return Disposition::Fail(FailureReason::CallerReferenceConflict);
+    }
     if let Some(code) = &err.code
         && let Some((_, disposition)) = ERROR_TABLE.iter().find(|(c, _)| c == code)
     {
@@ -211,6 +238,21 @@ pub fn classify(err: &CloudFrontError) -> Disposition {
         (ErrorKind::Service, _) => Disposition::Fail(FailureReason::UnexpectedError),
         // The client could not build or send the request (e.g. credentials not found yet).
         (ErrorKind::Other, _) => Disposition::Retry,
+    }
+}
+
+/// Classify an error of a call about an invalidation CloudFront already holds (polling): "does
+/// not exist" answers end the object, everything else is retried.
+pub fn classify_after_submission(err: &CloudFrontError) -> Disposition {
+    let not_found = err
+        .code
+        .as_deref()
+        .is_some_and(|c| TERMINAL_AFTER_SUBMISSION.contains(&c));
+    match classify(err) {
+        Disposition::Fail(reason) if not_found => Disposition::Fail(reason),
+        // A "does not exist" code the table does not name (a tenant's EntityNotFound).
+        _ if not_found => Disposition::Fail(FailureReason::InvalidationNotFound),
+        _ => Disposition::Retry,
     }
 }
 
@@ -275,6 +317,77 @@ mod tests {
             classify(&CloudFrontError::timeout("no answer in 30s")),
             Disposition::Retry
         );
+    }
+
+    #[test]
+    fn a_reused_caller_reference_is_a_conflict_in_either_spelling() {
+        let live = CloudFrontError::service(
+            "InvalidArgument",
+            "Your request contains a caller reference that was used for a previous invalidation \
+             batch for the same distribution.",
+            400,
+        );
+        assert_eq!(
+            classify(&live),
+            Disposition::Fail(FailureReason::CallerReferenceConflict)
+        );
+        let paths = CloudFrontError::service("InvalidArgument", "bad path", 400);
+        assert_eq!(
+            classify(&paths),
+            Disposition::Fail(FailureReason::InvalidPaths)
+        );
+    }
+
+    #[test]
+    fn clock_skew_is_retried() {
+        for code in ["RequestExpired", "RequestTimeTooSkewed"] {
+            let err = CloudFrontError::service(code, "skew", 403);
+            assert_eq!(classify(&err), Disposition::Retry, "{code}");
+        }
+    }
+
+    #[test]
+    fn after_submission_only_does_not_exist_answers_are_terminal() {
+        for (code, http) in [
+            ("AccessDenied", 403),
+            ("Throttling", 400),
+            ("InternalError", 500),
+            ("InvalidArgument", 400),
+            ("Weird", 400),
+            ("TooManyInvalidationsInProgress", 400),
+        ] {
+            let err = CloudFrontError::service(code, "x", http);
+            assert_eq!(
+                classify_after_submission(&err),
+                Disposition::Retry,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify_after_submission(&CloudFrontError::service("NoSuchInvalidation", "x", 404)),
+            Disposition::Fail(FailureReason::InvalidationNotFound)
+        );
+        assert_eq!(
+            classify_after_submission(&CloudFrontError::service("NoSuchDistribution", "x", 404)),
+            Disposition::Fail(FailureReason::DistributionNotFound)
+        );
+        assert!(matches!(
+            classify_after_submission(&CloudFrontError::service("EntityNotFound", "x", 404)),
+            Disposition::Fail(_)
+        ));
+    }
+
+    /// docs/errors.md names every code that ends an object after submission.
+    #[test]
+    fn docs_name_the_codes_terminal_after_submission() {
+        let doc = include_str!("../../../docs/errors.md");
+        let section = doc
+            .split("## After submission")
+            .nth(1)
+            .expect("docs/errors.md has an 'After submission' section");
+        for code in TERMINAL_AFTER_SUBMISSION {
+            assert!(section.contains(&format!("`{code}`")), "{code}");
+        }
     }
 
     /// docs/errors.md lists every code of the table with the same decision.

@@ -12,7 +12,10 @@ mod rate_limit;
 pub mod telemetry;
 
 pub use aws::{AwsCloudFront, AwsOptions};
-pub use error::{CloudFrontError, Disposition, ErrorKind, FailureReason, classify};
+pub use error::{
+    CloudFrontError, Disposition, ErrorKind, FailureReason, TERMINAL_AFTER_SUBMISSION, classify,
+    classify_after_submission,
+};
 pub use metered::{CallCounter, CallSink, Metered};
 pub use rate_limit::RateLimited;
 
