@@ -170,7 +170,6 @@ async fn start_operator(
         ..AwsOptions::default()
     })
     .await;
-    health.set_cloudfront_configured(true);
     let settings = Settings {
         poll: PollSettings {
             min_interval: Duration::from_millis(500),
@@ -183,6 +182,7 @@ async fn start_operator(
             max: Duration::from_secs(5),
         },
         queue_recheck: Duration::from_millis(500),
+        follow_up: Duration::from_secs(10),
     };
     let ctx = Arc::new(
         Context::new(

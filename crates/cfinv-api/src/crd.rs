@@ -183,6 +183,17 @@ pub struct CloudFrontInvalidationStatus {
     /// CloudFront's id of the invalidation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalidation_id: Option<String>,
+    /// The distribution the invalidation was submitted to (recorded at the first submit
+    /// attempt; polling reads it from here, so a spec edit cannot redirect in-flight work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_id: Option<String>,
+    /// The distribution tenant the invalidation was submitted to, for tenant invalidations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_tenant_id: Option<String>,
+    /// The last status CloudFront reported for `invalidationId` (`InProgress`, `Completed`),
+    /// kept up to date after a `Timeout` too, until CloudFront reports it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_front_status: Option<String>,
     /// The CallerReference sent to CloudFront.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_reference: Option<String>,

@@ -71,6 +71,12 @@ pub struct RunArgs {
     #[arg(long, env = "QUEUE_RECHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub queue_recheck_interval: Duration,
 
+    /// After an object ends Failed/Timeout while CloudFront still runs its invalidation, ask
+    /// CloudFront this often until it reports the invalidation finished, and record that in
+    /// `status.cloudFrontStatus` (one GetInvalidation per such object per interval).
+    #[arg(long, env = "TIMEOUT_FOLLOW_UP_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout_follow_up_interval: Duration,
+
     /// First backoff after a retryable CloudFront error (doubles per attempt, with jitter).
     #[arg(long, env = "RETRY_BASE_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
     pub retry_base_delay: Duration,
@@ -144,6 +150,7 @@ impl RunArgs {
                 max: self.retry_max_delay,
             },
             queue_recheck: self.queue_recheck_interval,
+            follow_up: self.timeout_follow_up_interval,
         }
     }
 
@@ -203,7 +210,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Metered::new(aws, CallCounter::with_sink(metrics.clone())),
         args.aws_rate_limit,
     );
-    health.set_cloudfront_configured(true);
 
     let ctx = Arc::new(
         Context::new(client.clone(), Arc::new(cloudfront), args.settings())

@@ -15,12 +15,12 @@ use std::{
 
 use futures::StreamExt;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, PredicateConfig, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        reflector,
+        predicates, reflector,
         watcher::{self, watcher},
     },
 };
@@ -59,6 +59,9 @@ pub struct Settings {
     /// How often an object waiting for a quota slot (in this operator's scheduler) looks again.
     /// No CloudFront call and no write is made while it waits.
     pub queue_recheck: Duration,
+    /// How often an object that ended `Failed/Timeout` while CloudFront still ran its
+    /// invalidation asks CloudFront again, until CloudFront reports it finished.
+    pub follow_up: Duration,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             poll: PollSettings::default(),
             retry: RetrySettings::default(),
             queue_recheck: Duration::from_secs(2),
+            follow_up: Duration::from_secs(300),
         }
     }
 }
@@ -74,6 +78,8 @@ impl Default for Settings {
 /// Everything a reconcile needs, shared by all of them, grouped by concern.
 pub struct Context {
     pub client: Client,
+    /// A fixed "now" for unit tests; the system clock otherwise.
+    fixed_now: Option<Timestamp>,
     pub recorder: Recorder,
     pub settings: Settings,
     pub cloudfront: CloudFrontAccess,
@@ -107,7 +113,7 @@ impl Scheduling {
             store
                 .state()
                 .into_iter()
-                .filter(|o| o.spec.distribution_id == distribution)
+                .filter(|o| reconcile::submitted_distribution(o) == distribution)
                 .collect()
         })
     }
@@ -118,6 +124,9 @@ impl Scheduling {
 pub struct Retries {
     settings: RetrySettings,
     attempts: Mutex<HashMap<String, u32>>,
+    /// When this process first saw an object whose `status.startTime` is not written yet (its
+    /// status writes fail): the deadline counts from here meanwhile.
+    first_seen: Mutex<HashMap<String, Timestamp>>,
     rng: Mutex<rand::rngs::StdRng>,
 }
 
@@ -126,8 +135,53 @@ impl Retries {
         Self {
             settings,
             attempts: Mutex::default(),
+            first_seen: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
         }
+    }
+
+    /// Jitter from a seeded generator, so tests know every delay.
+    #[cfg(test)]
+    pub(crate) fn seeded(mut self, seed: u64) -> Self {
+        self.rng = Mutex::new(rand::rngs::StdRng::seed_from_u64(seed));
+        self
+    }
+
+    /// When this process first saw the object (now, the first time it is asked).
+    pub(crate) fn first_seen(&self, uid: &str, now: Timestamp) -> Timestamp {
+        *self
+            .first_seen
+            .lock()
+            .expect("first-seen lock")
+            .entry(uid.to_owned())
+            .or_insert(now)
+    }
+
+    /// `status.startTime` is written: the memory is no longer needed.
+    pub(crate) fn forget_first_seen(&self, uid: &str) {
+        self.first_seen.lock().expect("first-seen lock").remove(uid);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.reset(uid);
+        self.forget_first_seen(uid);
+    }
+
+    fn retain(&self, keep: &dyn Fn(&str) -> bool) {
+        self.attempts
+            .lock()
+            .expect("attempts lock")
+            .retain(|uid, _| keep(uid.as_str()));
+        self.first_seen
+            .lock()
+            .expect("first-seen lock")
+            .retain(|uid, _| keep(uid.as_str()));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.attempts.lock().expect("attempts lock").len()
+            + self.first_seen.lock().expect("first-seen lock").len()
     }
 
     /// The next backoff delay for this object, counting the attempt.
@@ -154,6 +208,9 @@ pub struct Observability {
     /// When each in-progress invalidation was last seen still running, to bound how late the
     /// operator noticed completion (the detection-delay metric).
     last_seen_running: Mutex<HashMap<String, Timestamp>>,
+    /// The invalidation id billed per object UID, so that a CallerReference replay (the same
+    /// invalidation handed back) is not billed again in the metrics.
+    billed: Mutex<HashMap<String, String>>,
 }
 
 impl Observability {
@@ -163,6 +220,39 @@ impl Observability {
             .lock()
             .expect("last-seen lock")
             .insert(uid.to_owned(), now);
+    }
+
+    /// Whether this is the first time this process sees invalidation `id` accepted for the
+    /// object (remembering it).
+    pub(crate) fn first_acceptance(&self, uid: &str, id: &str) -> bool {
+        let mut billed = self.billed.lock().expect("billed lock");
+        if billed.get(uid).is_some_and(|known| known == id) {
+            return false;
+        }
+        billed.insert(uid.to_owned(), id.to_owned());
+        true
+    }
+
+    fn forget(&self, uid: &str) {
+        self.take_last_seen_running(uid);
+        self.billed.lock().expect("billed lock").remove(uid);
+    }
+
+    fn retain(&self, keep: &dyn Fn(&str) -> bool) {
+        self.last_seen_running
+            .lock()
+            .expect("last-seen lock")
+            .retain(|uid, _| keep(uid.as_str()));
+        self.billed
+            .lock()
+            .expect("billed lock")
+            .retain(|uid, _| keep(uid.as_str()));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.last_seen_running.lock().expect("last-seen lock").len()
+            + self.billed.lock().expect("billed lock").len()
     }
 
     /// The last time the invalidation was seen running, forgetting it.
@@ -193,8 +283,55 @@ impl Context {
             observability: Observability {
                 metrics: Arc::default(),
                 last_seen_running: Mutex::default(),
+                billed: Mutex::default(),
             },
+            fixed_now: None,
             settings,
+        }
+    }
+
+    /// Now, by the system clock (or the clock a unit test fixed).
+    pub(crate) fn now(&self) -> Timestamp {
+        self.fixed_now.unwrap_or_else(Timestamp::now)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn at(mut self, now: Timestamp) -> Self {
+        self.fixed_now = Some(now);
+        self
+    }
+
+    /// The object is gone: forget what was remembered about it.
+    pub(crate) fn forget(&self, uid: &str) {
+        self.retries.forget(uid);
+        self.observability.forget(uid);
+        self.scheduling.scheduler.release(uid);
+    }
+
+    /// After a (re)list: forget every object the cache no longer holds (deleted while the
+    /// watch was down, so no delete event came).
+    pub(crate) fn forget_absent(&self, store: &Store<CloudFrontInvalidation>) {
+        let present: std::collections::HashSet<String> =
+            store.state().iter().filter_map(|o| o.uid()).collect();
+        let keep = |uid: &str| present.contains(uid);
+        self.retries.retain(&keep);
+        self.observability.retain(&keep);
+    }
+
+    /// What a watch event means for the per-object memory.
+    pub(crate) fn on_watch_event(
+        &self,
+        event: &watcher::Event<CloudFrontInvalidation>,
+        store: &Store<CloudFrontInvalidation>,
+    ) {
+        match event {
+            watcher::Event::Delete(obj) => {
+                if let Some(uid) = obj.uid() {
+                    self.forget(&uid);
+                }
+            }
+            watcher::Event::InitDone => self.forget_absent(store),
+            _ => {}
         }
     }
 
@@ -247,31 +384,42 @@ pub async fn run(
     // the cache) and the scheduler and metrics can read the same cache.
     let (store, writer) = reflector::store();
     let synced = health.clone();
+    let (memory, cache) = (ctx.clone(), store.clone());
     let events = reflector(
         writer,
         watcher(api, watcher::Config::default().any_semantic()),
     )
     .inspect(move |event| {
+        if let Ok(event) = event {
+            memory.on_watch_event(event, &cache);
+        }
         if matches!(event, Ok(watcher::Event::InitDone)) {
             info!("cache synced");
             synced.set_cache_synced(true);
         }
     })
     .default_backoff()
-    .applied_objects();
+    .applied_objects()
+    // Only spec changes (a new generation) and new objects trigger a reconcile: the operator's
+    // own status writes do not, so a write neither causes an extra poll within milliseconds
+    // nor skips the backoff the reconcile asked for. The reflector above still sees every
+    // change, so reconciles read the current status.
+    .predicate_filter(predicates::generation, PredicateConfig::default());
     ctx.observability.metrics.register_cache(store.clone());
     *ctx.scheduling.cache.lock().expect("cache lock") = Some(store.clone());
     let controller = Controller::for_stream(events, store);
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 warn!(error = %e, "controller error");
             }
         })
         .await;
+    ctx.observability.metrics.unregister_cache();
+    *ctx.scheduling.cache.lock().expect("cache lock") = None;
     health.set_cache_synced(false);
     info!("controller stopped");
 }

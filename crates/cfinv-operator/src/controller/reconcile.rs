@@ -1,9 +1,12 @@
-//! One reconcile: validate → submit once → poll → Completed / Failed. This file gathers what the
-//! reconcile learns (the one CloudFront call) and runs the effects; the decision itself is the
-//! pure [`transition`](super::transition).
+//! One reconcile: validate → submit once → poll → Completed / Failed (→ the slow follow-up of a
+//! timed-out invalidation). This file gathers what the reconcile learns (the one CloudFront
+//! call), writes the status, and only after that write runs the effects (metrics, the
+//! completion model, the backoff); the decision itself is the pure
+//! [`transition`](super::transition).
 //!
-//! Every reconcile makes at most one CloudFront call and at most one status write, writes only
-//! when something changed, and never sleeps: waiting is a requeue.
+//! Every reconcile makes at most one CloudFront call (two when a shared ListInvalidations fails
+//! and GetInvalidation is asked instead) and at most one status write, writes only when
+//! something changed, and never sleeps: waiting is a requeue.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,15 +14,14 @@ use jiff::{SignedDuration, Timestamp};
 use kube::{
     Resource, ResourceExt,
     api::{Api, Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-    },
+    runtime::{controller::Action, events::Event},
 };
 use serde_json::json;
 use tracing::{Span, field, info, instrument, warn};
 
-use super::transition::{Effect, Inputs, Next, Observation, Transition, transition};
+use super::transition::{
+    Effect, FollowUp, Inputs, Next, Observation, Submission, Transition, positive, transition,
+};
 use super::{Context, Error};
 use crate::{
     scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
@@ -27,7 +29,18 @@ use crate::{
 };
 use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase};
 use cfinv_api::paths;
-use cfinv_cloudfront::{CloudFrontError, CreateInvalidation, Disposition, FailureReason, classify};
+use cfinv_cloudfront::{
+    CloudFrontError, CreateInvalidation, Disposition, FailureReason, InvalidationStatus, classify,
+    classify_after_submission,
+};
+
+/// The IAM actions the operator needs, as `deploy/iam-policy.json` grants them (a test keeps
+/// the two equal): named in every AccessDenied message.
+pub(crate) const IAM_ACTIONS: &[&str] = &[
+    "cloudfront:CreateInvalidation",
+    "cloudfront:GetInvalidation",
+    "cloudfront:ListInvalidations",
+];
 
 #[instrument(skip_all, fields(
     object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
@@ -52,67 +65,127 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
     if let Some(id) = &status.invalidation_id {
         Span::current().record("invalidation_id", id.as_str());
     }
-    let now = Timestamp::now();
-
-    if obj.phase().is_terminal() {
-        ctx.retries.reset(&uid);
-        note_spec_change_after_submit(obj, &status, ctx).await?;
-        return Ok(Action::await_change());
-    }
-
-    let started = status.start_time.as_ref().map_or(now, |t| t.0);
-    let deadline = started + SignedDuration::from_secs(obj.spec.timeout_seconds.into());
-    let observation = if now >= deadline {
-        Observation::Failed {
-            reason: FailureReason::Timeout,
-            message: timeout_message(obj, &status),
+    let now = ctx.now();
+    // The deadline counts from status.startTime; until a write has saved it (writes may keep
+    // failing), from when this process first saw the object.
+    let started = match &status.start_time {
+        Some(t) => {
+            ctx.retries.forget_first_seen(&uid);
+            t.0
         }
+        None => ctx.retries.first_seen(&uid, now),
+    };
+    let deadline = started + SignedDuration::from_secs(obj.spec.timeout_seconds.into());
+
+    let observation = if obj.phase().is_terminal() {
+        follow_up(obj, ctx, &status, now).await
     } else {
         match &status.invalidation_id {
-            None => submit(obj, ctx, &uid).await,
-            Some(id) => poll(obj, ctx, id, now).await,
+            None if now >= deadline => Observation::Failed {
+                reason: FailureReason::Timeout,
+                message: unsubmitted_timeout_message(obj, &status),
+            },
+            None => submit(obj, ctx, &uid, &status).await,
+            Some(id) => poll(obj, ctx, &status, id, now, deadline).await,
         }
     };
     apply(obj, ctx, &uid, status, observation, now, deadline).await
 }
 
-/// Validate and normalise the paths, then send the one CreateInvalidation.
-async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Observation {
-    let normalized = match paths::normalize(&obj.spec.paths) {
-        Ok(n) => n,
-        Err(errors) => {
-            // Input we know CloudFront would reject never reaches it.
-            return Observation::Failed {
-                reason: FailureReason::InvalidPaths,
-                message: errors.to_string(),
-            };
-        }
-    };
-    let namespace = obj.namespace().unwrap_or_default();
-    match ctx
-        .scheduling
-        .tenancy
-        .check(&namespace, &obj.spec.distribution_id)
-    {
-        Decision::Allowed => {}
-        Decision::Denied(message) => {
-            return Observation::Failed {
-                reason: FailureReason::NotAllowed,
-                message,
-            };
-        }
-        Decision::NotYetKnown => {
-            return Observation::Retry {
-                message: "waiting for the namespace cache to check the tenancy policy".to_owned(),
-            };
-        }
+/// The distribution the object's invalidation was (or is being) submitted to.
+pub(crate) fn submitted_distribution(obj: &CloudFrontInvalidation) -> &str {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.distribution_id.as_deref())
+        .unwrap_or(&obj.spec.distribution_id)
+}
+
+/// What to send: what an earlier attempt recorded (a spec edit after it cannot change what may
+/// already be in CloudFront), else the spec, validated and normalised. `Err`: the spec's paths
+/// are invalid. The second value counts paths normalisation left out.
+fn submission(
+    obj: &CloudFrontInvalidation,
+    status: &CloudFrontInvalidationStatus,
+    uid: &str,
+) -> Result<(Submission, usize), Observation> {
+    let from_spec = paths::normalize(&obj.spec.paths);
+    if let (Some(distribution_id), Some(caller_reference), Some(paths)) = (
+        &status.distribution_id,
+        &status.caller_reference,
+        &status.submitted_paths,
+    ) {
+        let dropped = match &from_spec {
+            Ok(n) if &n.paths == paths => n.dropped.len(),
+            _ => 0,
+        };
+        let recorded = Submission {
+            distribution_id: distribution_id.clone(),
+            caller_reference: caller_reference.clone(),
+            paths: paths.clone(),
+        };
+        return Ok((recorded, dropped));
     }
+    let normalized = from_spec.map_err(|errors| Observation::Failed {
+        // Input we know CloudFront would reject never reaches it.
+        reason: FailureReason::InvalidPaths,
+        message: errors.to_string(),
+    })?;
     let caller_reference = obj
         .spec
         .caller_reference
         .clone()
         .unwrap_or_else(|| uid.to_owned());
-    let distribution = &obj.spec.distribution_id;
+    let dropped = normalized.dropped.len();
+    Ok((
+        Submission {
+            distribution_id: obj.spec.distribution_id.clone(),
+            caller_reference,
+            paths: normalized.paths,
+        },
+        dropped,
+    ))
+}
+
+/// Validate and normalise the paths, then send the one CreateInvalidation.
+async fn submit(
+    obj: &CloudFrontInvalidation,
+    ctx: &Context,
+    uid: &str,
+    status: &CloudFrontInvalidationStatus,
+) -> Observation {
+    let (submission, dropped) = match submission(obj, status, uid) {
+        Ok(s) => s,
+        Err(failed) => return failed,
+    };
+    let namespace = obj.namespace().unwrap_or_default();
+    let attempted = status.caller_reference.is_some();
+    if !attempted {
+        // Checked before the first request; a request that may have reached CloudFront is
+        // followed through whatever the policy says now.
+        match ctx
+            .scheduling
+            .tenancy
+            .check(&namespace, &submission.distribution_id)
+        {
+            Decision::Allowed => {}
+            Decision::Denied(message) => {
+                return Observation::Failed {
+                    reason: FailureReason::NotAllowed,
+                    message,
+                };
+            }
+            Decision::NotYetKnown => {
+                return Observation::Retry {
+                    message: format!(
+                        "waiting for the namespace cache to know namespace {namespace}, to check \
+                         the tenancy policy"
+                    ),
+                    attempt: None,
+                };
+            }
+        }
+    }
+    let distribution = submission.distribution_id.clone();
     let candidate = Candidate {
         uid: uid.to_owned(),
         namespace,
@@ -121,27 +194,29 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
             .creation_timestamp
             .as_ref()
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        usage: Usage::of(&normalized.paths),
+        usage: Usage::of(&submission.paths),
     };
     match ctx.scheduling.scheduler.admit(
-        distribution,
+        &distribution,
         &candidate,
-        &ctx.scheduling.cached(distribution),
+        &ctx.scheduling.cached(&distribution),
     ) {
         Admission::Admit => {}
         Admission::Wait { .. } => {
             return Observation::Queued {
-                message: queued_message(distribution),
+                message: queued_message(&distribution),
                 backoff: false,
+                attempt: None,
             };
         }
         Admission::Never { usage } => {
             return Observation::Failed {
-                reason: FailureReason::InvalidPaths,
+                reason: FailureReason::ExceedsQuota,
                 message: format!(
                     "spec.paths: {} wildcard and {} other paths after normalisation, but CloudFront \
-                     allows at most {} wildcard and {} other paths in progress per distribution; \
-                     split them over several CloudFrontInvalidations",
+                     allows at most {} wildcard and {} other paths in progress per distribution, \
+                     so it could never accept this request; split them over several \
+                     CloudFrontInvalidations",
                     usage.wildcards,
                     usage.objects,
                     CLOUDFRONT_QUOTA.wildcards,
@@ -152,30 +227,48 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
     }
     let request = CreateInvalidation {
         distribution_id: distribution.clone(),
-        caller_reference: caller_reference.clone(),
-        paths: normalized.paths.clone(),
+        caller_reference: submission.caller_reference.clone(),
+        paths: submission.paths.clone(),
     };
     match ctx.cloudfront.api.create_invalidation(&request).await {
         Ok(invalidation) => Observation::Submitted {
             invalidation,
-            normalized,
-            caller_reference,
+            submission,
+            dropped,
         },
         Err(err) => {
             ctx.scheduling.scheduler.release(uid);
-            step_for_error(obj, "CreateInvalidation", err)
+            match classify(&err) {
+                Disposition::Fail(reason) => Observation::Failed {
+                    reason,
+                    message: failure_message(obj, reason, "CreateInvalidation", &err),
+                },
+                Disposition::Queue => Observation::Queued {
+                    message: queued_message(&distribution),
+                    backoff: true,
+                    attempt: Some(submission),
+                },
+                Disposition::Retry => Observation::Retry {
+                    message: format!("CreateInvalidation failed, retrying: {err}"),
+                    attempt: Some(submission),
+                },
+            }
         }
     }
 }
 
-/// Ask CloudFront whether the invalidation is done.
+/// Ask CloudFront whether the invalidation is done. Past the deadline this is the one last
+/// look that decides between Completed and Timeout.
 async fn poll(
     obj: &CloudFrontInvalidation,
     ctx: &Context,
+    status: &CloudFrontInvalidationStatus,
     id: &str,
     now: Timestamp,
+    deadline: Timestamp,
 ) -> Observation {
-    let distribution = &obj.spec.distribution_id;
+    let distribution = submitted_distribution(obj);
+    let past_deadline = now >= deadline;
     let batch_interval = ctx.settings.poll.batch_interval;
     let in_flight = ctx
         .scheduling
@@ -183,59 +276,127 @@ async fn poll(
         .iter()
         .filter(|o| o.phase() == Phase::InProgress)
         .count();
-    let batched = batch_interval.is_some() && in_flight >= 2;
-    let completed = match batch_interval.filter(|_| batched) {
+    let batched = !past_deadline && batch_interval.is_some() && in_flight >= 2;
+    let mut operation = "GetInvalidation";
+    let answer = match batch_interval.filter(|_| batched) {
         Some(max_age) => match ctx
             .cloudfront
             .board
             .completed(&*ctx.cloudfront.api, distribution, id, max_age)
             .await
         {
-            Ok(Some(done)) => Ok(done),
+            Ok(Some(true)) => Ok(InvalidationStatus::Completed),
+            Ok(Some(false)) => Ok(InvalidationStatus::InProgress),
             // Not among the newest 100: ask for this one.
-            Ok(None) => get_completed(ctx, distribution, id).await,
-            Err(e) => Err(e),
+            Ok(None) => get_status(ctx, distribution, id).await,
+            Err(e) => {
+                // The shared list failed (throttled, or IAM lacks ListInvalidations): this
+                // object still gets its answer, from GetInvalidation.
+                warn!(error = %e, "ListInvalidations failed, asking GetInvalidation instead");
+                get_status(ctx, distribution, id).await
+            }
         },
-        None => get_completed(ctx, distribution, id).await,
+        None => get_status(ctx, distribution, id).await,
     };
     if in_flight <= 1 {
         ctx.cloudfront.board.forget(distribution);
     }
-    match completed {
-        Ok(true) => Observation::Completed,
-        Ok(false) => {
-            let status = obj.status.as_ref();
+    match answer {
+        Ok(InvalidationStatus::Completed) => Observation::Completed,
+        Ok(_) if past_deadline => Observation::TimedOut {
+            message: running_timeout_message(obj, id),
+        },
+        Ok(running) => {
             let submitted = status
-                .and_then(|s| s.create_time.as_ref().or(s.start_time.as_ref()))
+                .create_time
+                .as_ref()
+                .or(status.start_time.as_ref())
                 .map_or(now, |t| t.0);
-            let since_submit = now.duration_since(submitted).unsigned_abs();
             Observation::StillRunning {
-                since_submit,
+                // CloudFront's CreateTime ahead of our clock is no time elapsed.
+                since_submit: positive(now.duration_since(submitted)),
                 batched,
+                status: running,
             }
         }
         Err(err) => {
-            let op = if batched {
-                "ListInvalidations"
-            } else {
-                "GetInvalidation"
-            };
-            step_for_error(obj, op, err)
+            if batched {
+                operation = "GetInvalidation (after ListInvalidations failed)";
+            }
+            match classify_after_submission(&err) {
+                Disposition::Fail(reason) => Observation::Failed {
+                    reason,
+                    message: failure_message(obj, reason, operation, &err),
+                },
+                _ => {
+                    let hint = match classify(&err) {
+                        Disposition::Fail(FailureReason::AccessDenied) => {
+                            format!("; {}", iam_hint(distribution))
+                        }
+                        _ => String::new(),
+                    };
+                    let late = if past_deadline {
+                        " (spec.timeoutSeconds has passed: waiting for CloudFront to say whether \
+                         the invalidation finished)"
+                    } else {
+                        ""
+                    };
+                    Observation::Retry {
+                        message: format!("{operation} failed, retrying{late}: {err}{hint}"),
+                        attempt: None,
+                    }
+                }
+            }
         }
     }
 }
 
-async fn get_completed(
+/// A finished object: a `Failed/Timeout` one whose invalidation CloudFront was still running
+/// gets a slow follow-up look (one GetInvalidation per `--timeout-follow-up-interval`) until
+/// CloudFront reports it finished; anything else is left alone.
+async fn follow_up(
+    obj: &CloudFrontInvalidation,
+    ctx: &Context,
+    status: &CloudFrontInvalidationStatus,
+    now: Timestamp,
+) -> Observation {
+    let running = status.phase == Some(Phase::Failed)
+        && status.cloud_front_status.as_deref() == Some("InProgress");
+    let (true, Some(id)) = (running, &status.invalidation_id) else {
+        return Observation::Finished;
+    };
+    let distribution = submitted_distribution(obj);
+    match ctx.cloudfront.api.get_invalidation(distribution, id).await {
+        Ok(inv) if inv.status.is_completed() => Observation::FollowUp(FollowUp::Finished {
+            message: format!(
+                "invalidation {id} did not complete within spec.timeoutSeconds={}; CloudFront \
+                 completed it later (seen at {})",
+                obj.spec.timeout_seconds,
+                now.round(jiff::Unit::Second).unwrap_or(now)
+            ),
+        }),
+        Ok(_) => Observation::FollowUp(FollowUp::StillRunning),
+        Err(err) => match classify_after_submission(&err) {
+            Disposition::Fail(_) => {
+                warn!(error = %err, "CloudFront no longer knows the timed-out invalidation");
+                Observation::FollowUp(FollowUp::Gone)
+            }
+            _ => Observation::FollowUp(FollowUp::StillRunning),
+        },
+    }
+}
+
+async fn get_status(
     ctx: &Context,
     distribution: &str,
     id: &str,
-) -> Result<bool, CloudFrontError> {
+) -> Result<InvalidationStatus, CloudFrontError> {
     let inv = ctx
         .cloudfront
         .api
         .get_invalidation(distribution, id)
         .await?;
-    Ok(inv.status.is_completed())
+    Ok(inv.status)
 }
 
 fn queued_message(distribution: &str) -> String {
@@ -245,28 +406,9 @@ fn queued_message(distribution: &str) -> String {
     )
 }
 
-fn step_for_error(
-    obj: &CloudFrontInvalidation,
-    operation: &str,
-    err: CloudFrontError,
-) -> Observation {
-    match classify(&err) {
-        Disposition::Fail(reason) => Observation::Failed {
-            reason,
-            message: failure_message(obj, reason, operation, &err),
-        },
-        Disposition::Queue => Observation::Queued {
-            message: queued_message(&obj.spec.distribution_id),
-            backoff: true,
-        },
-        Disposition::Retry => Observation::Retry {
-            message: format!("{operation} failed, retrying: {err}"),
-        },
-    }
-}
-
-/// Decide ([`transition`]), then run the effects, write the status if it changed, publish the
-/// event and return the requeue.
+/// Decide ([`transition`]), write the status if it changed, and only then run the effects,
+/// publish the events and return the requeue. A failed write returns the error (the object is
+/// retried with its backoff, which keeps growing) and runs no effect: nothing happened.
 async fn apply(
     obj: &CloudFrontInvalidation,
     ctx: &Context,
@@ -276,35 +418,47 @@ async fn apply(
     now: Timestamp,
     deadline: Timestamp,
 ) -> Result<Action, Error> {
-    let distribution = &obj.spec.distribution_id;
+    let distribution = submitted_distribution(obj).to_owned();
     let inputs = Inputs {
         now,
         deadline,
         generation: obj.meta().generation,
         poll: &ctx.settings.poll,
-        window: ctx.cloudfront.model.window(distribution),
+        window: ctx.cloudfront.model.window(&distribution),
         queue_recheck: ctx.settings.queue_recheck,
+        follow_up: ctx.settings.follow_up,
     };
     let Transition {
         status: new,
-        event,
+        events,
         next,
         effects,
     } = transition(&old, observation, inputs);
 
-    let until_deadline = deadline.duration_since(now).unsigned_abs();
-    let requeue = match next {
-        Next::AwaitChange => None,
-        Next::After(delay) => Some(delay),
-        Next::Backoff => Some(ctx.retries.next_delay(uid).min(until_deadline)),
-    };
-    for effect in effects {
-        run_effect(ctx, uid, distribution, &old, effect, requeue, now);
-    }
     if new != old {
         write_status(obj, ctx, &new).await?;
     }
-    if let Some(event) = event {
+    if new.phase.is_some_and(Phase::is_terminal) {
+        ctx.retries.reset(uid);
+    }
+    let until_deadline = positive(deadline.duration_since(now));
+    let requeue = match next {
+        Next::AwaitChange => None,
+        Next::After(delay) => Some(delay),
+        Next::Backoff => {
+            let delay = ctx.retries.next_delay(uid);
+            // Capped at the deadline, which then decides; past it, the plain backoff.
+            Some(if until_deadline.is_zero() {
+                delay
+            } else {
+                delay.min(until_deadline)
+            })
+        }
+    };
+    for effect in effects {
+        run_effect(ctx, uid, &distribution, &old, effect, requeue, now);
+    }
+    for event in events {
         publish(obj, ctx, event).await;
     }
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
@@ -329,9 +483,12 @@ fn run_effect(
         } => {
             Span::current().record("invalidation_id", id.as_str());
             info!(billed, dropped, "CloudFront accepted the invalidation");
-            ctx.observability
-                .metrics
-                .record_billed(distribution, billed.into());
+            // A CallerReference replay returns the invalidation already billed.
+            if ctx.observability.first_acceptance(uid, &id) {
+                ctx.observability
+                    .metrics
+                    .record_billed(distribution, billed.into());
+            }
         }
         Effect::Completed => {
             info!("CloudFront completed the invalidation");
@@ -359,7 +516,7 @@ fn observe_completion(
 ) {
     // CloudFront finished between the last look that saw it running and now: the midpoint is
     // the best estimate for the completion-time model.
-    let secs = |from: Timestamp, to: Timestamp| to.duration_since(from).as_secs_f64().max(0.0);
+    let secs = |from: Timestamp, to: Timestamp| positive(to.duration_since(from)).as_secs_f64();
     let seen = ctx.observability.take_last_seen_running(uid);
     if let Some(seen) = seen {
         // Unknown after a restart; the metric then skips this invalidation rather than guess.
@@ -381,20 +538,26 @@ fn observe_completion(
     }
 }
 
+/// What to grant, in the words of `deploy/iam-policy.json`.
+fn iam_hint(distribution: &str) -> String {
+    format!(
+        "the operator's IAM role needs {} on distribution {distribution} (see deploy/iam-policy.json)",
+        IAM_ACTIONS.join(", ")
+    )
+}
+
 fn failure_message(
     obj: &CloudFrontInvalidation,
     reason: FailureReason,
     operation: &str,
     err: &CloudFrontError,
 ) -> String {
-    let dist = &obj.spec.distribution_id;
+    let dist = submitted_distribution(obj);
     let hint = match reason {
         FailureReason::DistributionNotFound => format!(
             "distribution {dist} does not exist in the AWS account the operator uses; check spec.distributionId"
         ),
-        FailureReason::AccessDenied => format!(
-            "the operator's IAM role may not invalidate distribution {dist}; grant cloudfront:CreateInvalidation and cloudfront:GetInvalidation on it"
-        ),
+        FailureReason::AccessDenied => iam_hint(dist),
         FailureReason::CallerReferenceConflict => format!(
             "CallerReference {:?} was already used for different paths; set a new spec.callerReference or create a new object",
             obj.caller_reference().unwrap_or_default()
@@ -411,16 +574,31 @@ fn failure_message(
     format!("{hint} ({operation}: {err})")
 }
 
-fn timeout_message(obj: &CloudFrontInvalidation, status: &CloudFrontInvalidationStatus) -> String {
+/// Past the deadline with an id, CloudFront asked at the deadline still runs it.
+fn running_timeout_message(obj: &CloudFrontInvalidation, id: &str) -> String {
+    format!(
+        "invalidation {id} did not complete within spec.timeoutSeconds={}: CloudFront still \
+         reports it InProgress and keeps running it (an invalidation cannot be cancelled); the \
+         operator keeps checking and records CloudFront's status in status.cloudFrontStatus",
+        obj.spec.timeout_seconds
+    )
+}
+
+/// Past the deadline without an id: nothing was invalidated only if no request was sent.
+fn unsubmitted_timeout_message(
+    obj: &CloudFrontInvalidation,
+    status: &CloudFrontInvalidationStatus,
+) -> String {
     let secs = obj.spec.timeout_seconds;
-    match &status.invalidation_id {
-        Some(id) => format!(
-            "invalidation {id} did not complete within spec.timeoutSeconds={secs}; it may still \
-             complete in CloudFront (an invalidation cannot be cancelled)"
+    match (&status.caller_reference, &status.distribution_id) {
+        (Some(reference), Some(distribution)) => format!(
+            "CloudFront did not confirm the invalidation within spec.timeoutSeconds={secs}; a \
+             request was sent, so CloudFront may hold an invalidation with CallerReference \
+             {reference:?} on distribution {distribution} (see ListInvalidations)"
         ),
-        None => format!(
-            "CloudFront did not accept the invalidation within spec.timeoutSeconds={secs}; \
-             nothing was invalidated"
+        _ => format!(
+            "CloudFront did not accept the invalidation within spec.timeoutSeconds={secs}; no \
+             request was sent, nothing was invalidated"
         ),
     }
 }
@@ -448,43 +626,9 @@ async fn publish(obj: &CloudFrontInvalidation, ctx: &Context, event: Event) {
     }
 }
 
-/// Without CEL (Kubernetes before 1.25) the spec can still be edited; an invalidation that has
-/// been sent cannot change, so say so once and record that the change was seen.
-async fn note_spec_change_after_submit(
-    obj: &CloudFrontInvalidation,
-    status: &CloudFrontInvalidationStatus,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let generation = obj.meta().generation;
-    if generation.is_none() || status.observed_generation == generation {
-        return Ok(());
-    }
-    let mut new = status.clone();
-    new.observed_generation = generation;
-    for c in &mut new.conditions {
-        c.observed_generation = generation;
-    }
-    write_status(obj, ctx, &new).await?;
-    publish(
-        obj,
-        ctx,
-        Event {
-            type_: EventType::Warning,
-            reason: "SpecChangeIgnored".to_owned(),
-            note: Some(
-                "spec changed after the invalidation was sent; it cannot be changed. Create a new \
-                 CloudFrontInvalidation to invalidate again"
-                    .to_owned(),
-            ),
-            action: "Invalidate".to_owned(),
-            secondary: None,
-        },
-    )
-    .await;
-    Ok(())
-}
-
-/// Errors that escape reconcile (status writes) are retried with backoff.
+/// Errors that escape reconcile (status writes) are retried with a backoff that grows with
+/// every failure (up to `--retry-max-delay`), so an object whose status cannot be written does
+/// not replay its CloudFront call every second.
 pub fn error_policy(obj: Arc<CloudFrontInvalidation>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = obj
         .uid()

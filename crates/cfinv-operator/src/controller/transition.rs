@@ -1,7 +1,8 @@
 //! The state machine's decisions, as a pure function: the object's current status and what this
-//! reconcile learned from CloudFront ([`Observation`]) in, the new status, the Event, the
+//! reconcile learned from CloudFront ([`Observation`]) in, the new status, the Events, the
 //! requeue and the side effects ([`Transition`]) out. No I/O and no clock: `reconcile` gathers
-//! the inputs and runs the effects, so every decision here is testable with plain values.
+//! the inputs, writes the status, and only then runs the effects, so every decision here is
+//! testable with plain values and no effect happens for a status that was never written.
 
 use std::time::Duration;
 
@@ -11,9 +12,18 @@ use kube::runtime::events::{Event, EventType};
 
 use super::conditions;
 use cfinv_api::crd::{CloudFrontInvalidationStatus, Phase};
-use cfinv_api::paths::NormalizedPaths;
 use cfinv_cloudfront::polling::{PollSettings, Window};
-use cfinv_cloudfront::{FailureReason, Invalidation};
+use cfinv_cloudfront::{FailureReason, Invalidation, InvalidationStatus};
+
+/// What the operator sends (or sent) to CloudFront for an object: recorded in the status at the
+/// first submit attempt and used from then on, so that a spec edit on a server without CEL can
+/// neither redirect nor duplicate the invalidation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Submission {
+    pub distribution_id: String,
+    pub caller_reference: String,
+    pub paths: Vec<String>,
+}
 
 /// What one reconcile learned.
 #[derive(Debug)]
@@ -22,8 +32,9 @@ pub(super) enum Observation {
     /// CallerReference).
     Submitted {
         invalidation: Invalidation,
-        normalized: NormalizedPaths,
-        caller_reference: String,
+        submission: Submission,
+        /// Paths left out by normalisation (duplicates, covered by a wildcard).
+        dropped: usize,
     },
     /// CloudFront reports the invalidation done.
     Completed,
@@ -31,7 +42,10 @@ pub(super) enum Observation {
     StillRunning {
         since_submit: Duration,
         batched: bool,
+        status: InvalidationStatus,
     },
+    /// `spec.timeoutSeconds` passed and CloudFront, asked at the deadline, still runs it.
+    TimedOut { message: String },
     /// The object will not complete.
     Failed {
         reason: FailureReason,
@@ -39,9 +53,34 @@ pub(super) enum Observation {
     },
     /// The distribution has no free in-progress slot; `backoff` when CloudFront said so (a
     /// writer outside this operator), else a plain recheck of this operator's own scheduler.
-    Queued { message: String, backoff: bool },
-    /// A transient error; try again after a backoff.
-    Retry { message: String },
+    /// `attempt`: what was sent, when a request reached CloudFront.
+    Queued {
+        message: String,
+        backoff: bool,
+        attempt: Option<Submission>,
+    },
+    /// A transient error; try again after a backoff. `attempt`: what was sent, when this was a
+    /// CreateInvalidation (it may have reached CloudFront).
+    Retry {
+        message: String,
+        attempt: Option<Submission>,
+    },
+    /// A finished object: nothing asked, nothing learned.
+    Finished,
+    /// A `Failed/Timeout` object whose invalidation CloudFront was still running: the slow
+    /// follow-up look.
+    FollowUp(FollowUp),
+}
+
+/// What the follow-up look at a timed-out invalidation found.
+#[derive(Debug, PartialEq)]
+pub(super) enum FollowUp {
+    /// CloudFront finished it; `message` is the object's new message.
+    Finished { message: String },
+    /// Still running (or CloudFront could not be asked): look again later.
+    StillRunning,
+    /// CloudFront does not know it (any more): stop looking.
+    Gone,
 }
 
 /// What the decision needs besides the status: the clock and the polling plan.
@@ -56,6 +95,8 @@ pub(super) struct Inputs<'a> {
     pub window: Window,
     /// How soon an object queued by this operator's scheduler looks again.
     pub queue_recheck: Duration,
+    /// How often a timed-out invalidation CloudFront still runs is looked at again.
+    pub follow_up: Duration,
 }
 
 /// When to reconcile the object again.
@@ -63,13 +104,13 @@ pub(super) struct Inputs<'a> {
 pub(super) enum Next {
     /// Only when the object changes.
     AwaitChange,
-    /// After this long (already capped at the deadline).
+    /// After this long (already capped at the deadline where one applies).
     After(Duration),
     /// After the object's next retry backoff, capped at the deadline.
     Backoff,
 }
 
-/// Side effects of a transition, run by `reconcile` in order.
+/// Side effects of a transition, run by `reconcile` in order, after the status write.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Effect {
     /// The object made progress or finished: its next error starts a fresh backoff.
@@ -95,57 +136,64 @@ pub(super) enum Effect {
     Retrying { message: String },
 }
 
-/// The decision. (Not `Debug`: kube's `Event` is not.)
 pub(super) struct Transition {
     pub status: CloudFrontInvalidationStatus,
-    pub event: Option<Event>,
+    pub events: Vec<Event>,
     pub next: Next,
     pub effects: Vec<Effect>,
 }
 
-/// The new status, event, requeue and effects for `observation` on an object whose status is
+/// The new status, events, requeue and effects for `observation` on an object whose status is
 /// `old`.
 pub(super) fn transition(
     old: &CloudFrontInvalidationStatus,
     observation: Observation,
     inputs: Inputs<'_>,
 ) -> Transition {
+    let mut events = Vec::new();
+    if spec_changed_after_submit(old, inputs.generation) {
+        events.push(spec_change_ignored());
+    }
+    let old_phase = old.phase.unwrap_or_default();
+    if old_phase.is_terminal() {
+        // A finished object stays finished, whatever is observed.
+        return finished(old, observation, inputs, events);
+    }
+
     let Inputs { now, deadline, .. } = inputs;
     let mut new = old.clone();
     new.start_time.get_or_insert(Time(now));
     new.observed_generation = inputs.generation;
-    let until_deadline = deadline.duration_since(now).unsigned_abs();
+    let until_deadline = positive(deadline.duration_since(now));
     let poll_after = |since_submit, batched| {
         let next = inputs.poll.next_poll(since_submit, inputs.window, batched);
         Next::After(next.min(until_deadline))
     };
-    let mut event = None;
     let mut effects = Vec::new();
 
     let (phase, reason, next) = match observation {
         Observation::Submitted {
             invalidation,
-            normalized,
-            caller_reference,
+            submission,
+            dropped,
         } => {
-            let billed = normalized.billed() as u32;
-            let dropped = normalized.dropped.len();
+            let billed = submission.paths.len() as u32;
             effects.push(Effect::ResetBackoff);
             effects.push(Effect::Accepted {
                 id: invalidation.id.clone(),
                 billed,
                 dropped,
             });
+            record(&mut new, submission);
             new.invalidation_id = Some(invalidation.id.clone());
-            new.caller_reference = Some(caller_reference);
             new.create_time = invalidation.create_time.map(Time);
             new.billed_paths = Some(billed);
-            new.submitted_paths = Some(normalized.paths);
+            new.cloud_front_status = Some(status_text(&invalidation.status));
             let dropped_note = match dropped {
                 0 => String::new(),
                 n => format!("; {n} duplicate or covered path(s) dropped"),
             };
-            event = Some(normal(
+            events.push(normal(
                 "Submitted",
                 format!(
                     "CloudFront accepted invalidation {} of {billed} path(s){dropped_note}",
@@ -154,7 +202,9 @@ pub(super) fn transition(
             ));
             if invalidation.status.is_completed() {
                 // Adopted after a crash, or CloudFront was quick: done already.
+                effects.push(Effect::Completed);
                 completed(&mut new, &invalidation.id, now);
+                events.push(normal("Completed", new.message.clone().unwrap_or_default()));
                 (Phase::Completed, "Completed", Next::AwaitChange)
             } else {
                 new.message = Some(in_progress_message(&invalidation.id, billed));
@@ -169,16 +219,19 @@ pub(super) fn transition(
             effects.push(Effect::ResetBackoff);
             effects.push(Effect::Completed);
             let id = old.invalidation_id.clone().unwrap_or_default();
+            new.cloud_front_status = Some(status_text(&InvalidationStatus::Completed));
             completed(&mut new, &id, now);
-            event = Some(normal("Completed", new.message.clone().unwrap_or_default()));
+            events.push(normal("Completed", new.message.clone().unwrap_or_default()));
             (Phase::Completed, "Completed", Next::AwaitChange)
         }
         Observation::StillRunning {
             since_submit,
             batched,
+            status,
         } => {
             effects.push(Effect::ResetBackoff);
             effects.push(Effect::SeenRunning);
+            new.cloud_front_status = Some(status_text(&status));
             // Replaces a retry message left by an earlier failed poll.
             let id = old.invalidation_id.as_deref().unwrap_or_default();
             new.message = Some(in_progress_message(
@@ -191,6 +244,25 @@ pub(super) fn transition(
                 poll_after(since_submit, batched),
             )
         }
+        Observation::TimedOut { message } => {
+            let reason = FailureReason::Timeout;
+            effects.push(Effect::ResetBackoff);
+            effects.push(Effect::Failed {
+                reason,
+                message: message.clone(),
+            });
+            new.cloud_front_status = Some(status_text(&InvalidationStatus::InProgress));
+            new.completion_time = Some(Time(now));
+            new.message = Some(message.clone());
+            events.push(warning(reason, &message));
+            // CloudFront keeps running it: look now and then until it finishes, so the object
+            // tells when it did (and quota accounting knows it still counts until then).
+            (
+                Phase::Failed,
+                reason.as_str(),
+                Next::After(inputs.follow_up),
+            )
+        }
         Observation::Failed { reason, message } => {
             effects.push(Effect::ResetBackoff);
             effects.push(Effect::Failed {
@@ -199,17 +271,18 @@ pub(super) fn transition(
             });
             new.completion_time = Some(Time(now));
             new.message = Some(message.clone());
-            event = Some(Event {
-                type_: EventType::Warning,
-                reason: reason.as_str().to_owned(),
-                note: Some(truncate(&message, 1000)),
-                action: "Invalidate".to_owned(),
-                secondary: None,
-            });
+            events.push(warning(reason, &message));
             (Phase::Failed, reason.as_str(), Next::AwaitChange)
         }
-        Observation::Queued { message, backoff } => {
+        Observation::Queued {
+            message,
+            backoff,
+            attempt,
+        } => {
             effects.push(Effect::Queued);
+            if let Some(attempt) = attempt {
+                record(&mut new, attempt);
+            }
             new.message = Some(message);
             let next = if backoff {
                 Next::Backoff
@@ -218,13 +291,19 @@ pub(super) fn transition(
             };
             (Phase::Queued, "Queued", next)
         }
-        Observation::Retry { message } => {
+        Observation::Retry { message, attempt } => {
             effects.push(Effect::Retrying {
                 message: message.clone(),
             });
+            if let Some(attempt) = attempt {
+                record(&mut new, attempt);
+            }
             new.message = Some(message);
-            let phase = old.phase.unwrap_or(Phase::Pending);
-            (phase, phase.as_str(), Next::Backoff)
+            (old_phase, old_phase.as_str(), Next::Backoff)
+        }
+        // Only finished objects are followed up or left alone; a running one is looked at.
+        Observation::Finished | Observation::FollowUp(_) => {
+            (old_phase, old_phase.as_str(), Next::Backoff)
         }
     };
 
@@ -240,10 +319,105 @@ pub(super) fn transition(
     );
     Transition {
         status: new,
-        event,
+        events,
         next,
         effects,
     }
+}
+
+/// A finished object: its phase and reason never change. It records a spec change, and a
+/// timed-out one records what the follow-up look found.
+fn finished(
+    old: &CloudFrontInvalidationStatus,
+    observation: Observation,
+    inputs: Inputs<'_>,
+    mut events: Vec<Event>,
+) -> Transition {
+    let mut new = old.clone();
+    let mut next = Next::AwaitChange;
+    match observation {
+        Observation::FollowUp(FollowUp::Finished { message }) => {
+            new.cloud_front_status = Some(status_text(&InvalidationStatus::Completed));
+            events.push(normal("CompletedAfterTimeout", message.clone()));
+            new.message = Some(message);
+        }
+        Observation::FollowUp(FollowUp::StillRunning) => next = Next::After(inputs.follow_up),
+        Observation::FollowUp(FollowUp::Gone) => new.cloud_front_status = None,
+        _ => {}
+    }
+    if inputs.generation.is_some() {
+        new.observed_generation = inputs.generation;
+    }
+    let phase = old.phase.unwrap_or_default();
+    let reason = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::FAILED && c.status == "True")
+        .map_or(phase.as_str(), |c| c.reason.as_str())
+        .to_owned();
+    if new != *old {
+        new.conditions = conditions::for_phase(
+            phase,
+            &reason,
+            new.message.as_deref().unwrap_or_default(),
+            new.observed_generation,
+            &old.conditions,
+            inputs.now,
+        );
+    }
+    Transition {
+        status: new,
+        events,
+        next,
+        effects: Vec::new(),
+    }
+}
+
+/// Whether the spec changed after a request may have reached CloudFront (any phase after the
+/// first submit attempt): the change cannot apply and is only reported, once.
+fn spec_changed_after_submit(old: &CloudFrontInvalidationStatus, generation: Option<i64>) -> bool {
+    let attempted = old.invalidation_id.is_some() || old.caller_reference.is_some();
+    attempted
+        && generation.is_some()
+        && old
+            .observed_generation
+            .is_some_and(|g| Some(g) != generation)
+}
+
+fn spec_change_ignored() -> Event {
+    Event {
+        type_: EventType::Warning,
+        reason: "SpecChangeIgnored".to_owned(),
+        note: Some(
+            "spec changed after the invalidation was sent to CloudFront; it cannot be changed and \
+             the operator keeps to what was sent (status.distributionId, status.callerReference, \
+             status.submittedPaths). Create a new CloudFrontInvalidation to invalidate again"
+                .to_owned(),
+        ),
+        action: "Invalidate".to_owned(),
+        secondary: None,
+    }
+}
+
+fn record(status: &mut CloudFrontInvalidationStatus, submission: Submission) {
+    status.distribution_id = Some(submission.distribution_id);
+    status.caller_reference = Some(submission.caller_reference);
+    status.submitted_paths = Some(submission.paths);
+}
+
+/// CloudFront's word for a status, as `status.cloudFrontStatus` holds it.
+fn status_text(status: &InvalidationStatus) -> String {
+    match status {
+        InvalidationStatus::InProgress => "InProgress".to_owned(),
+        InvalidationStatus::Completed => "Completed".to_owned(),
+        InvalidationStatus::Other(s) => s.clone(),
+    }
+}
+
+/// A signed duration as a wait: a negative one (a deadline passed, CloudFront's clock ahead of
+/// ours) is no time at all, never time elapsed.
+pub(super) fn positive(d: jiff::SignedDuration) -> Duration {
+    Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
 
 pub(super) fn in_progress_message(id: &str, billed: u32) -> String {
@@ -255,12 +429,22 @@ fn completed(status: &mut CloudFrontInvalidationStatus, id: &str, now: Timestamp
     let took = status
         .start_time
         .as_ref()
-        .map(|t| format!(" in {}s", now.duration_since(t.0).as_secs().max(0)))
+        .map(|t| format!(" in {}s", positive(now.duration_since(t.0)).as_secs()))
         .unwrap_or_default();
     status.message = Some(format!(
         "CloudFront completed invalidation {id} of {} path(s){took}",
         status.billed_paths.unwrap_or_default()
     ));
+}
+
+fn warning(reason: FailureReason, message: &str) -> Event {
+    Event {
+        type_: EventType::Warning,
+        reason: reason.as_str().to_owned(),
+        note: Some(truncate(message, 1000)),
+        action: "Invalidate".to_owned(),
+        secondary: None,
+    }
 }
 
 pub(super) fn normal(reason: &str, note: String) -> Event {
