@@ -22,7 +22,10 @@ const CLOUDFRONT_REGION: &str = "us-east-1";
 
 /// How to build the client. Credentials come from the default chain (environment, profile,
 /// IRSA web identity, EKS Pod Identity, instance role) unless given here.
-#[derive(Clone, Debug)]
+///
+/// `Debug` is written by hand: it shows whether static credentials are set and the key id, never
+/// the secret.
+#[derive(Clone)]
 pub struct AwsOptions {
     /// Send requests here instead of CloudFront (the simulator, a proxy). The SDK's own
     /// `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL` are honoured when this is unset.
@@ -34,6 +37,23 @@ pub struct AwsOptions {
     pub attempt_timeout: Duration,
     /// Static credentials (tests, the sandbox); `None` uses the default chain.
     pub static_credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for AwsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsOptions")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field(
+                "static_credentials",
+                &self
+                    .static_credentials
+                    .as_ref()
+                    .map(|(key_id, _)| format!("{key_id} / <secret redacted>")),
+            )
+            .finish()
+    }
 }
 
 impl Default for AwsOptions {
@@ -251,4 +271,27 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         cur = e.source();
     }
     (!parts.is_empty()).then(|| parts.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options get logged (`?options`) and end up in panics; the secret must not.
+    #[test]
+    fn debug_output_never_contains_the_secret() {
+        let options = AwsOptions {
+            static_credentials: Some((
+                "AKIAEXAMPLEKEYID".to_owned(),
+                "s3cr3t-Value/xyz".to_owned(),
+            )),
+            ..AwsOptions::default()
+        };
+        let printed = format!("{options:?} {options:#?}");
+        assert!(!printed.contains("s3cr3t-Value/xyz"), "{printed}");
+        assert!(
+            printed.contains("AKIAEXAMPLEKEYID"),
+            "the key id helps debugging: {printed}"
+        );
+    }
 }

@@ -53,8 +53,11 @@ fn seconds_histogram() -> Histogram {
 
 /// The operator's metrics.
 pub struct Metrics {
-    // A Mutex because the cache collector is registered after the metrics are shared.
-    registry: Mutex<Registry>,
+    registry: Registry,
+    /// The cache the in-flight gauges read: set while this process leads and reconciles,
+    /// `None` on a standby (which then exports none of them rather than stale numbers). The
+    /// collector reading it is registered once, so re-elections never add families.
+    cache: Arc<Mutex<Option<Store<CloudFrontInvalidation>>>>,
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub failures: Family<ReasonLabels, Counter>,
@@ -129,8 +132,13 @@ impl Metrics {
             "1 when this process is the leader and reconciling, 0 on standby",
             leader.clone(),
         );
+        let cache = Arc::new(Mutex::new(None));
+        registry.register_collector(Box::new(CacheCollector {
+            cache: cache.clone(),
+        }));
         Self {
-            registry: Mutex::new(registry),
+            registry,
+            cache,
             reconciles,
             reconcile_duration,
             failures,
@@ -142,12 +150,15 @@ impl Metrics {
         }
     }
 
-    /// Publish gauges computed from the controller's cache on every scrape.
+    /// Publish gauges computed from this controller's cache on every scrape (replacing the
+    /// cache of an earlier term as leader).
     pub fn register_cache(&self, store: Store<CloudFrontInvalidation>) {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .register_collector(Box::new(CacheCollector { store }));
+        *self.cache.lock().expect("cache lock") = Some(store);
+    }
+
+    /// The controller stopped (lost the lease, shutting down): export no cache gauges.
+    pub fn unregister_cache(&self) {
+        *self.cache.lock().expect("cache lock") = None;
     }
 
     pub fn record_call(&self, operation: &str, code: &str) {
@@ -188,8 +199,7 @@ impl Metrics {
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().expect("registry lock");
-        encode(&mut out, &registry).expect("writing to a String cannot fail");
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }
@@ -198,7 +208,7 @@ impl Metrics {
 /// distribution (what counts against CloudFront's in-progress quotas).
 #[derive(Debug)]
 struct CacheCollector {
-    store: Store<CloudFrontInvalidation>,
+    cache: Arc<Mutex<Option<Store<CloudFrontInvalidation>>>>,
 }
 
 #[derive(Default)]
@@ -209,6 +219,9 @@ struct InFlight {
 
 impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.cache.lock().expect("cache lock").clone() else {
+            return Ok(());
+        };
         let mut phases: BTreeMap<&'static str, i64> = [
             Phase::Pending,
             Phase::Queued,
@@ -220,13 +233,17 @@ impl Collector for CacheCollector {
         .map(|p| (p.as_str(), 0))
         .collect();
         let mut in_flight: BTreeMap<String, InFlight> = BTreeMap::new();
-        for obj in self.store.state() {
+        for obj in store.state() {
             let phase = obj.phase();
             *phases.entry(phase.as_str()).or_default() += 1;
             if phase == Phase::InProgress {
-                let e = in_flight
-                    .entry(obj.spec.distribution_id.clone())
-                    .or_default();
+                // Where it was submitted, which a spec edit (without CEL) cannot change.
+                let distribution = obj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.distribution_id.clone())
+                    .unwrap_or_else(|| obj.spec.distribution_id.clone());
+                let e = in_flight.entry(distribution).or_default();
                 e.invalidations += 1;
                 e.paths += obj
                     .status
@@ -313,6 +330,85 @@ mod tests {
             assert!(
                 doc.contains(&format!("`{exported}`")),
                 "docs/metrics.md lacks {exported}"
+            );
+        }
+    }
+
+    /// (name, labels) of every sample a real Prometheus parser reads from `text`, and the
+    /// names it found documented (`# HELP`).
+    fn parsed(text: &str) -> (Vec<(String, BTreeMap<String, String>)>, Vec<String>) {
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let samples = scrape
+            .samples
+            .iter()
+            .map(|s| {
+                let labels = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (s.metric.clone(), labels)
+            })
+            .collect();
+        (samples, scrape.docs.keys().cloned().collect())
+    }
+
+    /// Item 9: leader, standby, leader again: the cache collector is registered once, so the
+    /// scrape has no duplicate family or series, and a standby exports no cache gauges.
+    #[test]
+    fn metrics_survive_two_elections_without_duplicates_or_stale_gauges() {
+        let m = Metrics::new();
+        for term in 0..2 {
+            let (store, mut writer) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
+            let mut obj = CloudFrontInvalidation::new(
+                &format!("o{term}"),
+                cfinv_api::crd::CloudFrontInvalidationSpec {
+                    distribution_id: "E1".into(),
+                    paths: vec!["/a".into()],
+                    caller_reference: None,
+                    timeout_seconds: 900,
+                },
+            );
+            obj.metadata.namespace = Some("web".into());
+            obj.status = Some(cfinv_api::crd::CloudFrontInvalidationStatus {
+                phase: Some(Phase::InProgress),
+                billed_paths: Some(1),
+                ..Default::default()
+            });
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+            m.register_cache(store);
+            m.leader.set(1);
+            let text = m.encode();
+            let (samples, _) = parsed(&text);
+            let mut seen = std::collections::BTreeSet::new();
+            for sample in &samples {
+                assert!(
+                    seen.insert(sample.clone()),
+                    "duplicate series {sample:?} in\n{text}"
+                );
+            }
+            let families = text
+                .lines()
+                .filter(|l| l.starts_with("# TYPE cloudfront_invalidation_in_flight "))
+                .count();
+            assert_eq!(families, 1, "{text}");
+            let in_flight: Vec<_> = samples
+                .iter()
+                .filter(|(name, _)| name == "cloudfront_invalidation_in_flight")
+                .collect();
+            assert_eq!(in_flight.len(), 1, "term {term}: {text}");
+
+            // Standby: lost the lease, the controller stopped.
+            m.unregister_cache();
+            m.leader.set(0);
+            let text = m.encode();
+            let (samples, _) = parsed(&text);
+            assert!(
+                samples.iter().all(|(name, _)| !name
+                    .starts_with("cloudfront_invalidation_in_flight")
+                    && name != "cloudfront_invalidation_objects"),
+                "a standby exports no cache gauges:\n{text}"
             );
         }
     }
