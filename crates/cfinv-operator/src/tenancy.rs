@@ -68,12 +68,16 @@ impl TenancyGuard {
             // Every cluster has namespaces: an empty cache has not synced.
             return Decision::NotYetKnown;
         }
-        let annotation = store.get(&ObjectRef::new(namespace)).and_then(|ns| {
-            ns.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ALLOWED_DISTRIBUTIONS_ANNOTATION).cloned())
-        });
+        // An object's namespace exists; when the cache lacks it, its watch event has not
+        // arrived yet (a namespace and its objects applied together): wait, never deny.
+        let Some(ns) = store.get(&ObjectRef::new(namespace)) else {
+            return Decision::NotYetKnown;
+        };
+        let annotation = ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOWED_DISTRIBUTIONS_ANNOTATION).cloned());
         if allows(annotation.as_deref(), distribution) {
             Decision::Allowed
         } else {
@@ -163,5 +167,10 @@ mod tests {
         );
         assert!(message.contains("cluster administrator"), "{message}");
         assert!(matches!(guard.check("web", "E2"), Decision::Denied(_)));
+        assert_eq!(
+            guard.check("created-just-now", "E1"),
+            Decision::NotYetKnown,
+            "a namespace the cache has not seen yet is not denied"
+        );
     }
 }
