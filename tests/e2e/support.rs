@@ -684,6 +684,14 @@ impl OperatorOptions {
         self
     }
 
+    /// Sets `--flag=value`, replacing a value the defaults already give it.
+    pub fn set(mut self, flag: &str, value: &str) -> Self {
+        let prefix = format!("{flag}=");
+        self.args.retain(|a| !a.starts_with(&prefix));
+        self.args.push(format!("{flag}={value}"));
+        self
+    }
+
     /// Sets (or replaces) an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.retain(|(k, _)| k != key);
