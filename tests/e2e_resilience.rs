@@ -103,6 +103,7 @@ async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
     // 2. The same window without help: kill the instant CloudFront creates the invalidation,
     //    before the operator can record it (a race the kill usually wins).
     let mut won = 0;
+    let replays_before = sim.counters().distribution(DIST).idempotent_replays;
     for i in 0..4 {
         let name = format!("race-{i}");
         let before = sim.counters().invalidations_created;
@@ -130,6 +131,21 @@ async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
         op.restart().await;
     }
     eprintln!("[e2e] killed before the status write in {won} of 4 races");
+    // Each race the kill won left an accepted, unrecorded invalidation: the restarted
+    // operator must adopt it by replaying its CallerReference, never create a second one.
+    wait_for(
+        "the restarted operator to adopt every unrecorded invalidation",
+        WAIT,
+        || async {
+            let replays = sim.counters().distribution(DIST).idempotent_replays - replays_before;
+            if replays >= won {
+                Ok(())
+            } else {
+                Err(format!("{replays} replays for {won} races won"))
+            }
+        },
+    )
+    .await;
 
     // 3. While polling: invalidations in progress, the operator dies, a new one picks them up
     //    from the status (no new CreateInvalidation).
@@ -150,7 +166,22 @@ async fn sigkill_at_many_points_never_duplicates_an_invalidation() {
             assert_eq!(obj.phase(), Phase::InProgress, "{name}: {:?}", obj.status);
         }
         let created = sim.counters().invalidations_created;
+        let polled = sim.counters().calls_total(Operation::GetInvalidation)
+            + sim.counters().calls_total(Operation::ListInvalidations);
         op.restart().await; // SIGKILL, then start
+        // Wait for the new process to act on them (its first poll), then check it did not
+        // submit again.
+        wait_for("the restarted operator to poll", WAIT, || async {
+            let c = sim.counters();
+            let now = c.calls_total(Operation::GetInvalidation)
+                + c.calls_total(Operation::ListInvalidations);
+            if now > polled {
+                Ok(())
+            } else {
+                Err("no poll yet".to_owned())
+            }
+        })
+        .await;
         assert_eq!(sim.counters().invalidations_created, created);
     }
 
@@ -407,7 +438,7 @@ async fn an_invalidation_slower_than_its_timeout_fails_with_timeout_at_the_deadl
     assert_eq!(early.phase(), Phase::InProgress, "{:?}", early.status);
 
     // ... and at it.
-    let failed = wait_terminal(&api, "slow", Duration::from_secs(15)).await;
+    let failed = wait_terminal(&api, "slow", Duration::from_secs(30)).await;
     let seen = jiff::Timestamp::now();
     let status = failed.status.clone().unwrap();
     assert_eq!(failed.phase(), Phase::Failed, "{status:?}");
@@ -428,18 +459,24 @@ async fn an_invalidation_slower_than_its_timeout_fails_with_timeout_at_the_deadl
         Some("False")
     );
     let message = status.message.clone().unwrap_or_default();
+    let id = status.invalidation_id.clone().unwrap_or_default();
     assert!(
-        message.contains("timeoutSeconds=60") && message.contains("may still complete"),
+        message.contains("timeoutSeconds=60")
+            && message.contains("keeps running")
+            && message.contains(&id),
         "{message}"
     );
+    assert_eq!(status.cloud_front_status.as_deref(), Some("InProgress"));
     let completion = status.completion_time.expect("completionTime").0;
     let late = completion.duration_since(deadline);
     eprintln!("[e2e] timeout: Failed at {completion}, deadline {deadline} ({late:?} late)");
+    // Never before the deadline; after it, within bounds wide enough for a loaded 2-core
+    // machine (the look at the deadline is one GetInvalidation and one status write).
     assert!(
-        late >= jiff::SignedDuration::from_secs(-1) && late <= jiff::SignedDuration::from_secs(3),
+        late >= jiff::SignedDuration::from_secs(-1) && late <= jiff::SignedDuration::from_secs(15),
         "Failed at {completion}, deadline {deadline}"
     );
-    assert!(seen.duration_since(deadline) <= jiff::SignedDuration::from_secs(5));
+    assert!(seen.duration_since(deadline) <= jiff::SignedDuration::from_secs(20));
 
     // The Warning event.
     let events = env
@@ -460,7 +497,8 @@ async fn an_invalidation_slower_than_its_timeout_fails_with_timeout_at_the_deadl
         "{events:#}"
     );
 
-    // CloudFront still has it running, and the operator stopped asking.
+    // CloudFront still has it running, and the operator stopped polling: only the slow
+    // follow-up (--timeout-follow-up-interval, 5 minutes by default) asks again.
     let records = sim.invalidations(DIST);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, InvalidationStatus::InProgress);
@@ -546,4 +584,214 @@ async fn apiserver_and_etcd_restarts_miss_nothing_and_duplicate_nothing() {
     let done = wait_all_completed(&api, &names, Duration::from_secs(60)).await;
     assert_one_invalidation_per_object(&sim, DIST, &done);
     drop(op);
+}
+
+/// Where a chaos kill lands: right after the operator's CreateInvalidation reached CloudFront
+/// (before it could record it), right after a status write (before its effects and its next
+/// step), right after a poll (before it could record the answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum KillPoint {
+    Submit,
+    StatusWrite,
+    Poll,
+}
+
+/// The chaos suite: `kills` SIGKILLs spread over submit, status write and poll, over 24
+/// objects on 2 distributions, with 20% of CloudFront calls throttled or failing with 5xx.
+/// Zero duplicate invalidations, every object Completed, CloudFront calls per object bounded
+/// and printed. `flags` are extra operator flags, so the same suite runs with other settings
+/// (coalescing, when it exists) by one more test calling it.
+async fn chaos(label: &str, flags: &[&str], kills: usize) {
+    use std::collections::BTreeMap;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    const DISTS: [&str; 2] = ["E2ECHAOSDIST01", "E2ECHAOSDIST02"];
+    const OBJECTS: usize = 24;
+    const TRIGGER_WAIT: Duration = Duration::from_secs(3);
+    let started = Instant::now();
+    let env = Env::start().await;
+    let ns = env.namespace("chaos").await;
+    let api = env.api(&ns);
+    let sim = Simulator::builder()
+        .distributions(DISTS)
+        .completion(Completion::Fixed(Duration::from_secs(6)))
+        .faults(
+            FaultConfig::none()
+                .throttling(0.1)
+                .internal_errors(0.05)
+                .service_unavailable(0.05)
+                .seed(11),
+        )
+        .start()
+        .await
+        .expect("simulator");
+    let mut options = env.operator(label, &sim, &ns).arg("--aws-rate-limit=100");
+    for flag in flags {
+        options = options.arg(*flag);
+    }
+    let mut op = Operator::start(&env, options).await;
+
+    // Every change of an object the API server reports (the operator's status writes).
+    let writes = Arc::new(AtomicU64::new(0));
+    let watch = {
+        let (writes, api) = (writes.clone(), api.clone());
+        tokio::spawn(async move {
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(event) = events.next().await {
+                if event.is_ok() {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    let names: Vec<String> = (0..OBJECTS).map(|i| format!("chaos-{i:02}")).collect();
+    let mut created = 0;
+    let mut hit: BTreeMap<KillPoint, usize> = BTreeMap::new();
+    let mut missed = 0;
+    let mut k = 0;
+    // Until `kills` kills landed on their event (a kill whose event did not come in time still
+    // happens, and is counted apart), at most twice as many tries.
+    while hit.values().sum::<usize>() < kills && k < 2 * kills {
+        let point = [KillPoint::Submit, KillPoint::StatusWrite, KillPoint::Poll][k % 3];
+        k += 1;
+        // A new object before each submit kill point (more at the start), so submits keep
+        // coming while the kills go on and earlier objects are still polled.
+        if point == KillPoint::Submit && created < OBJECTS {
+            let wave = if created == 0 { OBJECTS - kills / 3 } else { 1 };
+            for _ in 0..wave.clamp(1, OBJECTS - created) {
+                let dist = DISTS[created % 2];
+                let name = &names[created];
+                create(
+                    &api,
+                    &manifest(name, dist, &[&format!("/{name}"), "/shared/*"]),
+                )
+                .await;
+                created += 1;
+            }
+        }
+        let count = {
+            let (sim, writes) = (&sim, writes.clone());
+            move || match point {
+                KillPoint::Submit => sim.counters().calls_total(Operation::CreateInvalidation),
+                KillPoint::Poll => {
+                    let c = sim.counters();
+                    c.calls_total(Operation::GetInvalidation)
+                        + c.calls_total(Operation::ListInvalidations)
+                }
+                KillPoint::StatusWrite => writes.load(Ordering::SeqCst),
+            }
+        };
+        let pid = op.pid().expect("running") as libc::pid_t;
+        let before = count();
+        // Spin on a thread of its own and kill at the first sight of the event.
+        let landed = tokio::task::block_in_place(|| {
+            let t = Instant::now();
+            while count() == before {
+                if t.elapsed() > TRIGGER_WAIT {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        });
+        // SAFETY: kill(2) on our own child, not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        if landed {
+            *hit.entry(point).or_default() += 1;
+        } else {
+            missed += 1;
+        }
+        op.restart().await;
+    }
+    while created < OBJECTS {
+        let name = &names[created];
+        create(
+            &api,
+            &manifest(
+                name,
+                DISTS[created % 2],
+                &[&format!("/{name}"), "/shared/*"],
+            ),
+        )
+        .await;
+        created += 1;
+    }
+
+    let done = wait_all_completed(&api, &names, Duration::from_secs(120)).await;
+    watch.abort();
+    for dist in DISTS {
+        let mine: Vec<CloudFrontInvalidation> = done
+            .iter()
+            .filter(|o| o.spec.distribution_id == dist)
+            .cloned()
+            .collect();
+        assert_one_invalidation_per_object(&sim, dist, &mine);
+    }
+    let c = sim.counters();
+    let per_object = |op: Operation| c.calls_total(op) as f64 / OBJECTS as f64;
+    let total: u64 = Operation::ALL.iter().map(|o| c.calls_total(*o)).sum();
+    let faulted: u64 = c
+        .calls
+        .values()
+        .flat_map(|by_outcome| by_outcome.iter())
+        .filter(|(outcome, _)| outcome.as_str() != "ok")
+        .map(|(_, n)| n)
+        .sum();
+    eprintln!(
+        "[e2e] chaos {label}: {} kills on their event ({hit:?}), {missed} more without it in {TRIGGER_WAIT:?}, \
+         {OBJECTS} objects on {} distributions, {} invalidations, {} replays; CloudFront calls per \
+         object: {:.1} CreateInvalidation, {:.1} GetInvalidation, {:.1} ListInvalidations, {:.1} in \
+         all ({faulted} of {total} faulted); wall time {:.0?}",
+        hit.values().sum::<usize>(),
+        DISTS.len(),
+        c.invalidations_created,
+        DISTS
+            .iter()
+            .map(|d| c.distribution(d).idempotent_replays)
+            .sum::<u64>(),
+        per_object(Operation::CreateInvalidation),
+        per_object(Operation::GetInvalidation),
+        per_object(Operation::ListInvalidations),
+        total as f64 / OBJECTS as f64,
+        started.elapsed(),
+    );
+    assert!(faulted > 0, "no fault was injected");
+    assert!(
+        hit.values().sum::<usize>() >= kills,
+        "too few kills landed on their event: {hit:?}"
+    );
+    for point in [KillPoint::Submit, KillPoint::StatusWrite, KillPoint::Poll] {
+        let n = hit.get(&point).copied().unwrap_or(0);
+        assert!(n >= kills / 6, "only {n} kills at {point:?}: {hit:?}");
+    }
+    // The bound. Fault-free, an object needs 1 CreateInvalidation and, at most one look per
+    // second (--poll-max-interval) during the 6 s CloudFront takes, about 8 polls. Every
+    // restart can cost each object in flight one more CreateInvalidation (a replay) and one
+    // more poll; about 8 objects are in flight at once here at most (the first wave of 6 and
+    // one per three kills, completing in 6 s), so kills × 16 / OBJECTS per object. 20% of
+    // calls fail and are retried: divide by 0.8. Twice all that leaves room for bad luck.
+    let bound = 2.0 * (9.0 + kills as f64 * 16.0 / OBJECTS as f64) / 0.8;
+    let calls = total as f64 / OBJECTS as f64;
+    assert!(
+        calls <= bound,
+        "{calls:.1} calls per object exceed the bound {bound:.1}: {c:#?}"
+    );
+}
+
+/// The chaos suite with the operator's default flags: 54 kill points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_sigkill_at_54_points_with_throttling_and_5xx() {
+    chaos("default", &[], 54).await;
 }
