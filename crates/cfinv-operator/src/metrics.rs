@@ -336,7 +336,9 @@ mod tests {
 
     /// (name, labels) of every sample a real Prometheus parser reads from `text`, and the
     /// names it found documented (`# HELP`).
-    fn parsed(text: &str) -> (Vec<(String, BTreeMap<String, String>)>, Vec<String>) {
+    type Series = (String, BTreeMap<String, String>);
+
+    fn parsed(text: &str) -> (Vec<Series>, Vec<String>) {
         let scrape =
             prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
         let samples = scrape

@@ -101,13 +101,13 @@ pub(crate) fn submitted_distribution(obj: &CloudFrontInvalidation) -> &str {
 }
 
 /// What to send: what an earlier attempt recorded (a spec edit after it cannot change what may
-/// already be in CloudFront), else the spec, validated and normalised. `Err`: the spec's paths
-/// are invalid. The second value counts paths normalisation left out.
+/// already be in CloudFront), else the spec, validated and normalised. `Err`: why the spec's
+/// paths are invalid. The second value counts paths normalisation left out.
 fn submission(
     obj: &CloudFrontInvalidation,
     status: &CloudFrontInvalidationStatus,
     uid: &str,
-) -> Result<(Submission, usize), Observation> {
+) -> Result<(Submission, usize), String> {
     let from_spec = paths::normalize(&obj.spec.paths);
     if let (Some(distribution_id), Some(caller_reference), Some(paths)) = (
         &status.distribution_id,
@@ -125,11 +125,7 @@ fn submission(
         };
         return Ok((recorded, dropped));
     }
-    let normalized = from_spec.map_err(|errors| Observation::Failed {
-        // Input we know CloudFront would reject never reaches it.
-        reason: FailureReason::InvalidPaths,
-        message: errors.to_string(),
-    })?;
+    let normalized = from_spec.map_err(|errors| errors.to_string())?;
     let caller_reference = obj
         .spec
         .caller_reference
@@ -155,7 +151,13 @@ async fn submit(
 ) -> Observation {
     let (submission, dropped) = match submission(obj, status, uid) {
         Ok(s) => s,
-        Err(failed) => return failed,
+        // Input we know CloudFront would reject never reaches it.
+        Err(message) => {
+            return Observation::Failed {
+                reason: FailureReason::InvalidPaths,
+                message,
+            };
+        }
     };
     let namespace = obj.namespace().unwrap_or_default();
     let attempted = status.caller_reference.is_some();
