@@ -159,8 +159,9 @@ async fn leader_election_one_reconciles_and_a_standby_takes_over_after_sigkill()
     eprintln!("[e2e] standby took over {takeover:.1?} after SIGKILL (lease {LEASE_SECONDS} s)");
     // The lease expires at most LEASE_SECONDS after the kill; the standby then waits up to 1 s
     // more before it takes an expired lease (kube-lease-manager), plus API round trips.
+    // Generous for a loaded 2-core machine; well under the 30 s the wait above allows.
     assert!(
-        takeover <= Duration::from_secs(LEASE_SECONDS + 2),
+        takeover <= Duration::from_secs(LEASE_SECONDS + 10),
         "takeover took {takeover:?}"
     );
     objects.extend(wait_all_completed(&api, &second, WAIT).await);
@@ -180,8 +181,9 @@ async fn leader_election_one_reconciles_and_a_standby_takes_over_after_sigkill()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lease_and_exits_zero_promptly() {
     const DIST: &str = "E2ESIGTERM0001";
-    // Long, so that a takeover by expiry cannot pass for a takeover by release.
-    const LEASE_SECONDS: u64 = 15;
+    // Long, so that a takeover by expiry (at least 20 s after the last renewal, which is at
+    // most 10 s old) cannot pass for a takeover by release, even with the wide bound below.
+    const LEASE_SECONDS: u64 = 30;
     let env = Env::start().await;
     let ns = env.namespace("sigterm").await;
     let api = env.api(&ns);
@@ -207,7 +209,8 @@ async fn sigterm_releases_the_lease_and_exits_zero_promptly() {
         "exit status {status}:\n{}",
         a.log_tail(20)
     );
-    assert!(exited < Duration::from_secs(5), "took {exited:?} to exit");
+    // Wide enough for a loaded 2-core machine; the pod's grace period is 30 s.
+    assert!(exited < Duration::from_secs(20), "took {exited:?} to exit");
     let holder = env.lease_holder(&ns, LEASE).await.expect("lease");
     assert_ne!(
         holder.as_deref(),
@@ -223,7 +226,7 @@ async fn sigterm_releases_the_lease_and_exits_zero_promptly() {
     let after = wait_completed(&api, &after.metadata.name.unwrap(), WAIT).await;
     assert_one_invalidation_per_object(&sim, DIST, &[before, after]);
     assert!(
-        takeover <= Duration::from_secs(LEASE_SECONDS / 3),
+        takeover <= Duration::from_secs(LEASE_SECONDS / 2),
         "the standby took over {takeover:?} after the leader released the lease: no faster \
          than waiting for a {LEASE_SECONDS} s lease to expire"
     );
@@ -475,5 +478,122 @@ async fn trace_logs_leak_no_credentials_and_carry_object_fields() {
         log.len(),
         about.len(),
         about[accepted]
+    );
+}
+
+/// Signals a running operator (SIGSTOP / SIGCONT: a process that stalls, as under a long GC
+/// pause or a frozen node, then resumes).
+fn signal(op: &Operator, sig: libc::c_int) {
+    let pid = op.pid().expect("running") as libc::pid_t;
+    // SAFETY: kill(2) on our own child, which has not been reaped.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// (name, labels) of every series a real Prometheus text parser reads from a scrape.
+fn series(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("the scrape parses");
+    scrape
+        .samples
+        .into_iter()
+        .map(|s| {
+            let mut labels: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.sort();
+            (s.metric, labels)
+        })
+        .collect()
+}
+
+fn assert_no_duplicates(text: &str) {
+    let mut seen = BTreeSet::new();
+    for s in series(text) {
+        assert!(seen.insert(s.clone()), "duplicate series {s:?} in\n{text}");
+    }
+    let mut families = BTreeSet::new();
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(
+            families.insert(line.to_owned()),
+            "duplicate family {line:?} in\n{text}"
+        );
+    }
+}
+
+/// Item 9: one process is elected, stalls and loses the lease to the other, resumes as a
+/// standby, and is elected again when the other dies. As a standby it exports no cache
+/// gauges; after its second election its scrape has no duplicate family or series (a real
+/// Prometheus parser reads it), and it reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item9_metrics_survive_two_elections() {
+    const DIST: &str = "E2EITEM9ELEC01";
+    const LEASE_SECONDS: u64 = 5;
+    let env = Env::start().await;
+    let ns = env.namespace("item9").await;
+    let api = env.api(&ns);
+    env.bind_deploy_cluster_role_to_operator_user().await;
+    grant_chart_leader_election_role(&env, &ns).await;
+    let sim = simulator(&[DIST], Duration::from_secs(1)).await;
+
+    let a = Operator::start(&env, elected(&env, &sim, &ns, "op-a", LEASE_SECONDS)).await;
+    wait_holder(&env, &ns, "op-a", WAIT).await;
+    create(&api, &manifest("first", DIST, &["/first"])).await;
+    wait_completed(&api, "first", WAIT).await;
+    let mut b = Operator::start(&env, elected(&env, &sim, &ns, "op-b", LEASE_SECONDS)).await;
+
+    // A stalls past its lease; B takes over; A resumes and finds it lost the lease.
+    signal(&a, libc::SIGSTOP);
+    wait_holder(&env, &ns, "op-b", Duration::from_secs(30)).await;
+    signal(&a, libc::SIGCONT);
+    wait_for("op-a to notice it is a standby", WAIT, || async {
+        let v = leader_gauge(&a).await;
+        if v == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("leader gauge {v}"))
+        }
+    })
+    .await;
+    let standby = a.metrics().await;
+    assert_no_duplicates(&standby);
+    for gauge in [
+        "cloudfront_invalidation_objects",
+        "cloudfront_invalidation_in_flight",
+        "cloudfront_invalidation_in_flight_paths",
+    ] {
+        assert!(
+            series(&standby).iter().all(|(name, _)| name != gauge),
+            "the standby exports {gauge}:\n{standby}"
+        );
+    }
+
+    // B dies: A is elected a second time.
+    b.kill9().await;
+    wait_holder(&env, &ns, "op-a", Duration::from_secs(30)).await;
+    create(&api, &manifest("second", DIST, &["/second"])).await;
+    wait_completed(&api, "second", WAIT).await;
+    let leader = a.metrics().await;
+    assert_eq!(leader_gauge(&a).await, 1.0);
+    assert_no_duplicates(&leader);
+    let objects: f64 = series(&leader)
+        .iter()
+        .filter(|(name, _)| name == "cloudfront_invalidation_objects")
+        .count() as f64;
+    assert!(
+        objects >= 1.0,
+        "the leader exports its cache gauges:\n{leader}"
+    );
+    assert_eq!(
+        metric(
+            &leader,
+            "cloudfront_invalidation_objects",
+            &["phase=\"Completed\""]
+        ),
+        Some(2.0),
+        "{leader}"
     );
 }
