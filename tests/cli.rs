@@ -517,7 +517,8 @@ async fn waiting_for_a_slot_ends_at_the_timeout_with_exit_4() {
         run.stderr
     );
     assert_eq!(sim.counters().invalidations_created, 1, "only the filler");
-    assert!(run.took < Duration::from_secs(10), "{:?}", run.took);
+    // Wide enough for a loaded 2-core machine: the point is that it ends, not how fast.
+    assert!(run.took < Duration::from_secs(60), "{:?}", run.took);
 }
 
 // ---- timeouts and failures ----
@@ -564,7 +565,8 @@ async fn wait_ends_at_the_timeout_with_exit_4_and_the_invalidation_id() {
         run.stderr
     );
     assert!(run.took >= Duration::from_millis(1500), "{:?}", run.took);
-    assert!(run.took < Duration::from_secs(10), "{:?}", run.took);
+    // Wide enough for a loaded 2-core machine: the point is that it ends, not how fast.
+    assert!(run.took < Duration::from_secs(60), "{:?}", run.took);
     assert!(sim.counters().ok(Operation::GetInvalidation) >= 2);
 }
 
@@ -1090,7 +1092,8 @@ async fn missing_credentials_fail_fast_with_exit_1() {
         "{}",
         run.stderr
     );
-    assert!(run.took < Duration::from_secs(15), "{:?}", run.took);
+    // Wide enough for a loaded 2-core machine: it fails fast rather than hanging.
+    assert!(run.took < Duration::from_secs(60), "{:?}", run.took);
     assert_eq!(total_calls(&sim.counters()), 0);
 
     let run = cmd(&["list", "--distribution-id", DIST])

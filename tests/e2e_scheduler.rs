@@ -110,10 +110,27 @@ async fn oldest_first_within_a_namespace() {
     let api = env.api(&ns);
     // creationTimestamp has one-second resolution: the batches are created seconds apart.
     let older: Vec<String> = (0..20).map(|i| format!("older-{i:02}")).collect();
+    let mut last_created = None;
     for (i, name) in older.iter().enumerate() {
-        create(&api, &manifest(name, DIST, &[&format!("/o{i}/*")])).await;
+        let obj = create(&api, &manifest(name, DIST, &[&format!("/o{i}/*")])).await;
+        last_created = obj.metadata.creation_timestamp.map(|t| t.0);
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Wait for the API server's clock to pass the older batch's second (a condition, not a
+    // sleep): it stamps the newer batch from then on.
+    let last_created = last_created.expect("creationTimestamp");
+    wait_for(
+        "a new second for creationTimestamp",
+        Duration::from_secs(10),
+        || async {
+            let now = jiff::Timestamp::now();
+            if now.as_second() > last_created.as_second() {
+                Ok(())
+            } else {
+                Err(format!("{now} still in the second of {last_created}"))
+            }
+        },
+    )
+    .await;
     let newer: Vec<String> = (0..20).map(|i| format!("newer-{i:02}")).collect();
     for (i, name) in newer.iter().enumerate() {
         create(&api, &manifest(name, DIST, &[&format!("/n{i}/*")])).await;
