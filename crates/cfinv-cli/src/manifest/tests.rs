@@ -1,3 +1,4 @@
+//! Reading CloudFrontInvalidation manifests as `kubectl apply` would.
 
 use super::*;
 

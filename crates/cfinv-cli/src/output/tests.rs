@@ -1,3 +1,4 @@
+//! What the CLI prints: text for people, JSON for pipelines.
 
 use super::*;
 use cfinv_api::paths::normalize;

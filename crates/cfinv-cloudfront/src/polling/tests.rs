@@ -1,3 +1,4 @@
+//! The completion model, the poll schedule and the shared ListInvalidations board.
 
 use super::*;
 

@@ -1,3 +1,4 @@
+//! Quota-aware admission: what fits, who goes first, who waits.
 
 use super::*;
 use cfinv_api::crd::{CloudFrontInvalidationSpec, CloudFrontInvalidationStatus};

@@ -1,3 +1,4 @@
+//! The simulator's state: lifecycle, idempotency, validation and quotas.
 
 use super::*;
 
