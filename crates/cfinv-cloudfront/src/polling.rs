@@ -287,7 +287,9 @@ impl PollSettings {
     pub fn next_poll(&self, since_submit: Duration, window: Window, batched: bool) -> Duration {
         let max = self.max_interval.max(self.min_interval);
         if !self.adaptive {
-            let next = since_submit.mul_f64(self.growth).clamp(self.min_interval, max);
+            let next = since_submit
+                .mul_f64(self.growth)
+                .clamp(self.min_interval, max);
             return match self.batch_interval.filter(|_| batched) {
                 Some(batch) => next.min(batch.max(Duration::from_millis(1))),
                 None => next,

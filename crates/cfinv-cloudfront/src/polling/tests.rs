@@ -41,8 +41,16 @@ fn the_physical_limit_matches_the_issue_s_figures() {
     // ½(∫√(f·S) dt)²: about 19 s·calls for log-normal(45 s, 0.5), 28 for (45 s, 0.8); it
     // scales with the median.
     let limit = |m, s| LogNormal::new(secs(m), s).physical_limit();
-    assert!((limit(45.0, 0.5) - 18.67).abs() < 0.1, "{}", limit(45.0, 0.5));
-    assert!((limit(45.0, 0.8) - 28.29).abs() < 0.1, "{}", limit(45.0, 0.8));
+    assert!(
+        (limit(45.0, 0.5) - 18.67).abs() < 0.1,
+        "{}",
+        limit(45.0, 0.5)
+    );
+    assert!(
+        (limit(45.0, 0.8) - 28.29).abs() < 0.1,
+        "{}",
+        limit(45.0, 0.8)
+    );
     assert!((limit(90.0, 0.5) / limit(45.0, 0.5) - 2.0).abs() < 1e-6);
 }
 
@@ -70,7 +78,10 @@ fn the_window_learns_a_distributions_own_times_and_stays_per_distribution() {
     assert!(fast.sigma < 0.3, "{fast:?}");
     assert!(fast.early > secs(14.0), "{fast:?}");
     assert!(fast.late < secs(45.0), "{fast:?}");
-    assert_eq!(m.window("OTHER"), CompletionModel::default().window("OTHER"));
+    assert_eq!(
+        m.window("OTHER"),
+        CompletionModel::default().window("OTHER")
+    );
 }
 
 #[test]
@@ -160,10 +171,16 @@ fn intervals_stay_between_min_and_max() {
         ] {
             for t in (0..2000).map(|i| secs(i as f64 * 0.7)) {
                 let next = p.next_poll(t, window, false);
-                assert!(next >= p.min_interval, "{next:?} at {t:?}, {window:?}, {p:?}");
+                assert!(
+                    next >= p.min_interval,
+                    "{next:?} at {t:?}, {window:?}, {p:?}"
+                );
                 // The wait for the first look is no interval between two looks.
                 if t >= p.first_poll(window) {
-                    assert!(next <= p.max_interval, "{next:?} at {t:?}, {window:?}, {p:?}");
+                    assert!(
+                        next <= p.max_interval,
+                        "{next:?} at {t:?}, {window:?}, {p:?}"
+                    );
                 }
             }
         }
@@ -225,14 +242,20 @@ fn warm_schedule_meets_the_objective_after_twenty_completions() {
     }
     let w = m.window("E1");
     let (delay, calls) = cost(&poll_times(&PollSettings::default(), w, 3000.0), truth);
-    assert!(delay < 1.8 && calls <= 12.0, "{w:?}: {delay} s, {calls} calls");
+    assert!(
+        delay < 1.8 && calls <= 12.0,
+        "{w:?}: {delay} s, {calls} calls"
+    );
 }
 
 #[test]
 fn batching_polls_at_the_batch_interval_inside_the_window() {
     let p = PollSettings::default();
     let w = Window::log_normal(secs(45.0), 0.5);
-    assert_eq!(p.next_poll(secs(40.0), w, true), secs(2.0).min(p.next_poll(secs(40.0), w, false)));
+    assert_eq!(
+        p.next_poll(secs(40.0), w, true),
+        secs(2.0).min(p.next_poll(secs(40.0), w, false))
+    );
     assert_eq!(p.next_poll(w.late + secs(300.0), w, true), secs(2.0));
     // Before the window, a shared List is no reason to look.
     assert_eq!(p.next_poll(Duration::ZERO, w, true), w.early);
@@ -255,7 +278,10 @@ fn a_budget_for_each_fixed_poller_dominates_it() {
     let truth = LogNormal::new(secs(45.0), 0.5);
     let w = Window::log_normal(secs(45.0), 0.55);
     for (every, budget) in [(5.0, 11.0), (10.0, 5.0), (20.0, 3.0), (30.0, 2.1)] {
-        let fixed = cost(&poll_times(&PollSettings::fixed(secs(every)), w, 3000.0), truth);
+        let fixed = cost(
+            &poll_times(&PollSettings::fixed(secs(every)), w, 3000.0),
+            truth,
+        );
         let p = PollSettings {
             expected_calls: budget,
             ..PollSettings::default()
