@@ -359,11 +359,39 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `--poll-expected-calls`: at least the one call that sees `Completed`, and a sane ceiling.
+fn parse_expected_calls(value: &str) -> Result<f64, String> {
+    let calls: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if !(1.0..=1000.0).contains(&calls) {
+        return Err(format!(
+            "{calls} is out of range: an invalidation costs at least 1 polling call, and at most 1000 are allowed"
+        ));
+    }
+    Ok(calls)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Args, Command};
 
-    use super::RunArgs;
+    use super::{RunArgs, parse_expected_calls};
+
+    #[test]
+    fn expected_calls_below_one_or_above_a_thousand_is_rejected_naming_the_rule() {
+        assert_eq!(parse_expected_calls("12"), Ok(12.0));
+        assert_eq!(parse_expected_calls("2.5"), Ok(2.5));
+        for bad in ["0.5", "1001", "-3", "NaN"] {
+            let err = parse_expected_calls(bad).unwrap_err();
+            assert!(err.contains("out of range"), "{bad}: {err}");
+        }
+        assert!(
+            parse_expected_calls("many")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
 
     /// docs/configuration.md lists every flag of `run` with its environment variable.
     #[test]
@@ -388,17 +416,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `--poll-expected-calls`: at least the one call that sees `Completed`, and a sane ceiling.
-fn parse_expected_calls(value: &str) -> Result<f64, String> {
-    let calls: f64 = value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number"))?;
-    if !(1.0..=1000.0).contains(&calls) {
-        return Err(format!(
-            "{calls} is out of range: an invalidation costs at least 1 polling call, and at most 1000 are allowed"
-        ));
-    }
-    Ok(calls)
 }
