@@ -225,7 +225,7 @@ impl Collector for CacheCollector {
             *phases.entry(phase.as_str()).or_default() += 1;
             if phase == Phase::InProgress {
                 let e = in_flight
-                    .entry(obj.spec.distribution_id.clone())
+                    .entry(obj.spec.target_id().to_owned())
                     .or_default();
                 e.invalidations += 1;
                 e.paths += obj

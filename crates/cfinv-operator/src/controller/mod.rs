@@ -100,14 +100,15 @@ pub struct Scheduling {
 }
 
 impl Scheduling {
-    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
+    /// Cached objects of one distribution, or of one distribution tenant given its id (empty
+    /// when no controller runs, as in unit tests).
     pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
         let cache = self.cache.lock().expect("cache lock");
         cache.as_ref().map_or_else(Vec::new, |store| {
             store
                 .state()
                 .into_iter()
-                .filter(|o| o.spec.distribution_id == distribution)
+                .filter(|o| o.spec.target_id() == distribution)
                 .collect()
         })
     }

@@ -25,13 +25,19 @@ use crate::{
     scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
     tenancy::Decision,
 };
-use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase};
+use cfinv_api::crd::{
+    CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase, Target, TargetError,
+};
 use cfinv_api::paths;
-use cfinv_cloudfront::{CloudFrontError, CreateInvalidation, Disposition, FailureReason, classify};
+use cfinv_cloudfront::polling::Kind;
+use cfinv_cloudfront::{
+    CloudFrontError, Disposition, FailureReason, classify, create_operation, get_operation,
+    list_operation,
+};
 
 #[instrument(skip_all, fields(
     object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
-    distribution = %obj.spec.distribution_id,
+    target = %obj.spec.target().map(|t| t.label()).unwrap_or_default(),
     invalidation_id = field::Empty,
 ))]
 pub async fn reconcile(
@@ -76,8 +82,19 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
     apply(obj, ctx, &uid, status, observation, now, deadline).await
 }
 
-/// Validate and normalise the paths, then send the one CreateInvalidation.
+/// Validate the target and normalise the paths, then send the one CreateInvalidation (or
+/// CreateInvalidationForDistributionTenant).
 async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Observation {
+    // Servers without CEL or `oneOf` admit both ids or neither; never guess which was meant.
+    let target = match obj.spec.target() {
+        Ok(target) => target,
+        Err(error) => {
+            return Observation::Failed {
+                reason: FailureReason::InvalidTarget,
+                message: error.to_string(),
+            };
+        }
+    };
     let normalized = match paths::normalize(&obj.spec.paths) {
         Ok(n) => n,
         Err(errors) => {
@@ -89,11 +106,7 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
         }
     };
     let namespace = obj.namespace().unwrap_or_default();
-    match ctx
-        .scheduling
-        .tenancy
-        .check(&namespace, &obj.spec.distribution_id)
-    {
+    match ctx.scheduling.tenancy.check_target(&namespace, &target) {
         Decision::Allowed => {}
         Decision::Denied(message) => {
             return Observation::Failed {
@@ -112,7 +125,11 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
         .caller_reference
         .clone()
         .unwrap_or_else(|| uid.to_owned());
-    let distribution = &obj.spec.distribution_id;
+    // Tenants are scheduled on their own budget: the docs do not say whether a tenant's
+    // invalidations count against its multi-tenant distribution's quota, and knowing the
+    // parent would take GetDistributionTenant; CloudFront's TooManyInvalidationsInProgress
+    // still queues the object if they do (docs/tenancy.md, "Quotas").
+    let distribution = target.id();
     let candidate = Candidate {
         uid: uid.to_owned(),
         namespace,
@@ -131,7 +148,7 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
         Admission::Admit => {}
         Admission::Wait { .. } => {
             return Observation::Queued {
-                message: queued_message(distribution),
+                message: queued_message(&target),
                 backoff: false,
             };
         }
@@ -150,12 +167,12 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
             };
         }
     }
-    let request = CreateInvalidation {
-        distribution_id: distribution.clone(),
-        caller_reference: caller_reference.clone(),
-        paths: normalized.paths.clone(),
-    };
-    match ctx.cloudfront.api.create_invalidation(&request).await {
+    match ctx
+        .cloudfront
+        .api
+        .create_for(&target, &caller_reference, &normalized.paths)
+        .await
+    {
         Ok(invalidation) => Observation::Submitted {
             invalidation,
             normalized,
@@ -163,8 +180,33 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
         },
         Err(err) => {
             ctx.scheduling.scheduler.release(uid);
-            step_for_error(obj, "CreateInvalidation", err)
+            step_for_error(obj, &target, create_operation(&target).as_str(), err)
         }
+    }
+}
+
+/// Where the object's invalidation was sent: from the status once submitted (the spec of an
+/// object on a server without CEL may have been edited since), else from the spec.
+fn submitted_target(obj: &CloudFrontInvalidation) -> Option<Target> {
+    let status = obj.status.as_ref();
+    if let Some(tenant) = status.and_then(|s| s.distribution_tenant_id.clone()) {
+        return Some(Target::Tenant(tenant));
+    }
+    if let Some(distribution) = status.and_then(|s| s.distribution_id.clone()) {
+        return Some(Target::Distribution(distribution));
+    }
+    obj.spec.target().ok()
+}
+
+/// What the invalidation carries, for the completion model: the items sent, else the spec's.
+fn kind(obj: &CloudFrontInvalidation) -> Kind {
+    match obj
+        .status
+        .as_ref()
+        .and_then(|s| s.submitted_paths.as_deref())
+    {
+        Some(sent) => Kind::of(sent),
+        None => Kind::of(&obj.spec.paths),
     }
 }
 
@@ -175,7 +217,13 @@ async fn poll(
     id: &str,
     now: Timestamp,
 ) -> Observation {
-    let distribution = &obj.spec.distribution_id;
+    let Some(target) = submitted_target(obj) else {
+        return Observation::Failed {
+            reason: FailureReason::InvalidTarget,
+            message: TargetError::Both.to_string(),
+        };
+    };
+    let distribution = target.id();
     let batch_interval = ctx.settings.poll.batch_interval;
     let in_flight = ctx
         .scheduling
@@ -188,18 +236,18 @@ async fn poll(
         Some(max_age) => match ctx
             .cloudfront
             .board
-            .completed(&*ctx.cloudfront.api, distribution, id, max_age)
+            .completed_for(&*ctx.cloudfront.api, &target, id, max_age)
             .await
         {
             Ok(Some(done)) => Ok(done),
             // Not among the newest 100: ask for this one.
-            Ok(None) => get_completed(ctx, distribution, id).await,
+            Ok(None) => get_completed(ctx, &target, id).await,
             Err(e) => Err(e),
         },
-        None => get_completed(ctx, distribution, id).await,
+        None => get_completed(ctx, &target, id).await,
     };
     if in_flight <= 1 {
-        ctx.cloudfront.board.forget(distribution);
+        ctx.cloudfront.board.forget_target(&target);
     }
     match completed {
         Ok(true) => Observation::Completed,
@@ -216,47 +264,40 @@ async fn poll(
         }
         Err(err) => {
             let op = if batched {
-                "ListInvalidations"
+                list_operation(&target)
             } else {
-                "GetInvalidation"
+                get_operation(&target)
             };
-            step_for_error(obj, op, err)
+            step_for_error(obj, &target, op.as_str(), err)
         }
     }
 }
 
-async fn get_completed(
-    ctx: &Context,
-    distribution: &str,
-    id: &str,
-) -> Result<bool, CloudFrontError> {
-    let inv = ctx
-        .cloudfront
-        .api
-        .get_invalidation(distribution, id)
-        .await?;
+async fn get_completed(ctx: &Context, target: &Target, id: &str) -> Result<bool, CloudFrontError> {
+    let inv = ctx.cloudfront.api.get_for(target, id).await?;
     Ok(inv.status.is_completed())
 }
 
-fn queued_message(distribution: &str) -> String {
+fn queued_message(target: &Target) -> String {
     format!(
-        "waiting for a slot on distribution {distribution}: CloudFront allows 15 wildcard paths \
-         and 3,000 other paths in progress at once"
+        "waiting for a slot on {target}: CloudFront allows 15 wildcard paths and 3,000 other \
+         paths (tags included) in progress at once"
     )
 }
 
 fn step_for_error(
     obj: &CloudFrontInvalidation,
+    target: &Target,
     operation: &str,
     err: CloudFrontError,
 ) -> Observation {
     match classify(&err) {
         Disposition::Fail(reason) => Observation::Failed {
             reason,
-            message: failure_message(obj, reason, operation, &err),
+            message: failure_message(obj, target, reason, operation, &err),
         },
         Disposition::Queue => Observation::Queued {
-            message: queued_message(&obj.spec.distribution_id),
+            message: queued_message(target),
             backoff: true,
         },
         Disposition::Retry => Observation::Retry {
@@ -276,21 +317,24 @@ async fn apply(
     now: Timestamp,
     deadline: Timestamp,
 ) -> Result<Action, Error> {
-    let distribution = &obj.spec.distribution_id;
+    let target = submitted_target(obj);
+    let distribution = target.as_ref().map_or("", Target::id);
+    let kind = kind(obj);
     let inputs = Inputs {
         now,
         deadline,
         generation: obj.meta().generation,
         poll: &ctx.settings.poll,
-        window: ctx.cloudfront.model.window(distribution),
+        window: ctx.cloudfront.model.window_kind(distribution, kind),
         queue_recheck: ctx.settings.queue_recheck,
     };
     let Transition {
-        status: new,
+        status: mut new,
         event,
         next,
         effects,
     } = transition(&old, observation, inputs);
+    record_target(&mut new, &old, target.as_ref());
 
     let until_deadline = deadline.duration_since(now).unsigned_abs();
     let requeue = match next {
@@ -299,7 +343,7 @@ async fn apply(
         Next::Backoff => Some(ctx.retries.next_delay(uid).min(until_deadline)),
     };
     for effect in effects {
-        run_effect(ctx, uid, distribution, &old, effect, requeue, now);
+        run_effect(ctx, uid, distribution, kind, &old, effect, requeue, now);
     }
     if new != old {
         write_status(obj, ctx, &new).await?;
@@ -310,10 +354,37 @@ async fn apply(
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
+/// What `kubectl get` shows of the target and of what was sent: `status.target` from the first
+/// reconcile, the submitted target and the path/tag counts once CloudFront accepted the batch.
+fn record_target(
+    new: &mut CloudFrontInvalidationStatus,
+    old: &CloudFrontInvalidationStatus,
+    target: Option<&Target>,
+) {
+    if let Some(target) = target {
+        new.target.get_or_insert_with(|| target.label());
+        if new.invalidation_id.is_some() && old.invalidation_id.is_none() {
+            match target {
+                Target::Distribution(id) => new.distribution_id = Some(id.clone()),
+                Target::Tenant(id) => new.distribution_tenant_id = Some(id.clone()),
+            }
+        }
+    }
+    if let Some(sent) = &new.submitted_paths
+        && new.submitted_paths != old.submitted_paths
+    {
+        let tags = sent.iter().filter(|p| paths::is_tag(p)).count() as u32;
+        new.tag_count = Some(tags);
+        new.path_count = Some(sent.len() as u32 - tags);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_effect(
     ctx: &Context,
     uid: &str,
     distribution: &str,
+    kind: Kind,
     old: &CloudFrontInvalidationStatus,
     effect: Effect,
     requeue: Option<Duration>,
@@ -335,7 +406,7 @@ fn run_effect(
         }
         Effect::Completed => {
             info!("CloudFront completed the invalidation");
-            observe_completion(ctx, uid, distribution, old, now);
+            observe_completion(ctx, uid, distribution, kind, old, now);
         }
         Effect::SeenRunning => ctx.observability.seen_running(uid, now),
         Effect::Failed { reason, message } => {
@@ -354,6 +425,7 @@ fn observe_completion(
     ctx: &Context,
     uid: &str,
     distribution: &str,
+    kind: Kind,
     old: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) {
@@ -374,8 +446,9 @@ fn observe_completion(
             .submit_to_completed
             .observe(secs(created.0, now));
         let finished = seen.map_or(now, |s| s + now.duration_since(s) / 2);
-        ctx.cloudfront.model.observe(
+        ctx.cloudfront.model.observe_kind(
             distribution,
+            kind,
             Duration::from_secs_f64(secs(created.0, finished)),
         );
     }
@@ -383,12 +456,19 @@ fn observe_completion(
 
 fn failure_message(
     obj: &CloudFrontInvalidation,
+    target: &Target,
     reason: FailureReason,
     operation: &str,
     err: &CloudFrontError,
 ) -> String {
-    let dist = &obj.spec.distribution_id;
+    let dist = target.id();
     let hint = match reason {
+        FailureReason::DistributionTenantNotFound => format!(
+            "distribution tenant {dist} does not exist in the AWS account the operator uses; check spec.distributionTenantId"
+        ),
+        FailureReason::AccessDenied if target.is_tenant() => format!(
+            "the operator's IAM role may not invalidate distribution tenant {dist}; grant cloudfront:CreateInvalidationForDistributionTenant, cloudfront:GetInvalidationForDistributionTenant and cloudfront:ListInvalidationsForDistributionTenant on it"
+        ),
         FailureReason::DistributionNotFound => format!(
             "distribution {dist} does not exist in the AWS account the operator uses; check spec.distributionId"
         ),
