@@ -195,7 +195,7 @@ mod tests {
         }
         let too_long = format!("#{}", "t".repeat(257));
         for bad in ["#", "#a*", "#a,b", "#a b", "#caf\u{e9}", too_long.as_str()] {
-            let err = validate(raw("1", &["/ok", bad])).unwrap_err();
+            let err = validate(raw("2", &["/ok", bad])).unwrap_err();
             assert_eq!(
                 (err.code, err.status.as_u16()),
                 ("InvalidArgument", 400),

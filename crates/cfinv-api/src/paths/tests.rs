@@ -575,7 +575,7 @@ fn counts() {
 fn drop_reason_display() {
     assert_eq!(
         DropReason::Duplicate.to_string(),
-        "duplicate of an earlier path"
+        "duplicate of an earlier item"
     );
     assert_eq!(
         DropReason::CoveredBy("/img/*".into()).to_string(),

@@ -227,15 +227,15 @@ fn tags_count_as_individual_paths_not_wildcards() {
     let mut cached: Vec<_> = (0..15)
         .map(|i| {
             obj(
-                &format!("w{i}"),
                 "web",
+                &format!("w{i}"),
                 100,
                 &["/w/*"],
                 Some(Phase::InProgress),
             )
         })
         .collect();
-    cached.push(obj("tags", "web", 1, &tags, None));
+    cached.push(obj("web", "tags", 1, &tags, None));
     assert_eq!(
         decide(&Scheduler::default(), &cached, "tags"),
         Admission::Admit
