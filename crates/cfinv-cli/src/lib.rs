@@ -188,6 +188,23 @@ pub fn validate_distribution_id(id: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Checks a distribution tenant id as the CRD does (`^dt_[0-9A-Za-z]+$`, at most 128
+/// characters).
+pub fn validate_distribution_tenant_id(id: &str) -> Result<(), InputError> {
+    let rest = id.strip_prefix("dt_").unwrap_or_default();
+    if id.len() > MAX_DISTRIBUTION_ID_LEN
+        || rest.is_empty()
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(InputError::new(format!(
+            "distribution tenant id {id:?} is not valid: CloudFront tenant ids are dt_ followed by \
+             letters and digits (at most {MAX_DISTRIBUTION_ID_LEN} characters), e.g. \
+             dt_2yMvQgam3QkJo2z54FDl91dk1AB"
+        )));
+    }
+    Ok(())
+}
+
 /// How long a single call may take past the deadline, so the last attempt at the deadline can
 /// still be answered.
 const CALL_GRACE: Duration = Duration::from_secs(5);
@@ -276,5 +293,9 @@ mod tests {
         assert!(validate_distribution_id(" E2").is_err());
         assert!(validate_distribution_id(&"E".repeat(129)).is_err());
         assert!(validate_distribution_id(&"E".repeat(128)).is_ok());
+        assert!(validate_distribution_tenant_id("dt_2yMvQgam3QkJo2z54FDl91dk1AB").is_ok());
+        for bad in ["dt_", "E2QWRUHAPOMQZL", "dt-abc", "dt_a/b"] {
+            assert!(validate_distribution_tenant_id(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -95,6 +95,11 @@ pub enum FailureReason {
     BatchTooLarge,
     /// The distribution does not exist (in the account the operator's credentials belong to).
     DistributionNotFound,
+    /// The distribution tenant does not exist (CloudFront's `EntityNotFound`).
+    DistributionTenantNotFound,
+    /// The spec sets both `distributionId` and `distributionTenantId`, or neither (servers
+    /// without CEL admit it).
+    InvalidTarget,
     /// The invalidation id in the status is unknown to CloudFront.
     InvalidationNotFound,
     /// IAM denies the call.
@@ -120,6 +125,8 @@ impl FailureReason {
             Self::InvalidPaths => "InvalidPaths",
             Self::BatchTooLarge => "BatchTooLarge",
             Self::DistributionNotFound => "DistributionNotFound",
+            Self::DistributionTenantNotFound => "DistributionTenantNotFound",
+            Self::InvalidTarget => "InvalidTarget",
             Self::InvalidationNotFound => "InvalidationNotFound",
             Self::AccessDenied => "AccessDenied",
             Self::CallerReferenceConflict => "CallerReferenceConflict",
@@ -150,7 +157,8 @@ pub enum Disposition {
 }
 
 /// The table: CloudFront error code → what the operator does. Codes from the SDK's error models
-/// for CreateInvalidation/GetInvalidation/ListInvalidations plus the common AWS errors.
+/// for CreateInvalidation/GetInvalidation/ListInvalidations and their `ForDistributionTenant`
+/// twins, plus the common AWS errors.
 pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     (
         "AccessDenied",
@@ -159,6 +167,10 @@ pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     (
         "NoSuchDistribution",
         Disposition::Fail(FailureReason::DistributionNotFound),
+    ),
+    (
+        "EntityNotFound",
+        Disposition::Fail(FailureReason::DistributionTenantNotFound),
     ),
     (
         "NoSuchInvalidation",
@@ -304,6 +316,15 @@ mod tests {
         assert_eq!(
             classify(&CloudFrontError::service("Weird", "x", 400)),
             Disposition::Fail(FailureReason::UnexpectedError)
+        );
+    }
+
+    #[test]
+    fn unknown_tenant_fails_for_good() {
+        let err = CloudFrontError::service("EntityNotFound", "The entity was not found.", 404);
+        assert_eq!(
+            classify(&err),
+            Disposition::Fail(FailureReason::DistributionTenantNotFound)
         );
     }
 

@@ -14,10 +14,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{CloudFront, CloudFrontError};
+use crate::{CloudFront, CloudFrontError, Target};
 
 /// Log-normal prior for a distribution never seen before (median: `PollSettings::prior_median`).
 pub const DEFAULT_PRIOR_MEDIAN: Duration = Duration::from_secs(45);
+/// Prior median for tag-only invalidations. AWS states tag invalidations complete "in under 25
+/// seconds at P95" (What's New, 2026-04-29); with the prior's sigma the 95th percentile is
+/// 3.7 times the median, so 7 s puts it at 26 s.
+pub const TAG_PRIOR_MEDIAN: Duration = Duration::from_secs(7);
 const PRIOR_SIGMA: f64 = 0.8;
 /// The prior counts as this many observations; real ones take over after a handful.
 const PRIOR_WEIGHT: f64 = 3.0;
@@ -45,12 +49,55 @@ pub struct Window {
     pub late: Duration,
 }
 
+/// What an invalidation carries, as far as its completion time goes: tag-only invalidations
+/// complete far faster than those with paths, so each kind has its own prior and history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// At least one path (alone or mixed with tags: the paths set the pace).
+    Paths,
+    /// Cache tags only.
+    TagsOnly,
+}
+
+impl Kind {
+    /// The kind of a batch of items as sent.
+    pub fn of<S: AsRef<str>>(items: &[S]) -> Self {
+        if !items.is_empty() && items.iter().all(|i| cfinv_api::paths::is_tag(i.as_ref())) {
+            Kind::TagsOnly
+        } else {
+            Kind::Paths
+        }
+    }
+}
+
 impl CompletionModel {
     pub fn new(prior_median: Duration) -> Self {
         Self {
             prior_median,
             seen: Mutex::default(),
         }
+    }
+
+    /// The history key of a distribution's invalidations of one kind.
+    fn key(distribution: &str, kind: Kind) -> std::borrow::Cow<'_, str> {
+        match kind {
+            Kind::Paths => distribution.into(),
+            Kind::TagsOnly => format!("{distribution}#tags").into(),
+        }
+    }
+
+    /// [`observe`](Self::observe) for one kind of invalidation.
+    pub fn observe_kind(&self, distribution: &str, kind: Kind, took: Duration) {
+        self.observe(&Self::key(distribution, kind), took);
+    }
+
+    /// [`window`](Self::window) for one kind of invalidation, from that kind's prior.
+    pub fn window_kind(&self, distribution: &str, kind: Kind) -> Window {
+        let prior = match kind {
+            Kind::Paths => self.prior_median,
+            Kind::TagsOnly => TAG_PRIOR_MEDIAN.min(self.prior_median),
+        };
+        self.window_with_prior(&Self::key(distribution, kind), prior)
     }
 
     pub fn observe(&self, distribution: &str, took: Duration) {
@@ -65,7 +112,11 @@ impl CompletionModel {
 
     /// Posterior-style blend of the prior and the observed log-times.
     pub fn window(&self, distribution: &str) -> Window {
-        let prior_mu = self.prior_median.as_secs_f64().max(0.001).ln();
+        self.window_with_prior(distribution, self.prior_median)
+    }
+
+    fn window_with_prior(&self, distribution: &str, prior_median: Duration) -> Window {
+        let prior_mu = prior_median.as_secs_f64().max(0.001).ln();
         let seen = self.seen.lock().expect("model lock");
         let logs = seen
             .get(distribution)
@@ -181,20 +232,31 @@ impl StatusBoard {
         id: &str,
         max_age: Duration,
     ) -> Result<Option<bool>, CloudFrontError> {
+        let target = Target::Distribution(distribution.to_owned());
+        self.completed_for(cloudfront, &target, id, max_age).await
+    }
+
+    /// [`completed`](Self::completed) for a distribution or a tenant: a tenant's board is
+    /// filled by ListInvalidationsForDistributionTenant.
+    pub async fn completed_for(
+        &self,
+        cloudfront: &dyn CloudFront,
+        target: &Target,
+        id: &str,
+        max_age: Duration,
+    ) -> Result<Option<bool>, CloudFrontError> {
         let board = self
             .boards
             .lock()
             .expect("boards lock")
-            .entry(distribution.to_owned())
+            .entry(Self::key(target))
             .or_default()
             .clone();
         // One refresh at a time per distribution: concurrent reconciles wait and share it.
         let mut board = board.lock().await;
         let fresh = board.fetched.is_some_and(|t| t.elapsed() < max_age);
         if !fresh || !board.completed.contains_key(id) {
-            let page = cloudfront
-                .list_invalidations(distribution, None, Some(100))
-                .await?;
+            let page = cloudfront.list_for(target, None, Some(100)).await?;
             board.completed = page
                 .items
                 .into_iter()
@@ -207,10 +269,24 @@ impl StatusBoard {
 
     /// Forget a distribution with nothing in flight, so the map does not grow forever.
     pub fn forget(&self, distribution: &str) {
+        self.forget_target(&Target::Distribution(distribution.to_owned()));
+    }
+
+    /// [`forget`](Self::forget) for a distribution or a tenant.
+    pub fn forget_target(&self, target: &Target) {
         self.boards
             .lock()
             .expect("boards lock")
-            .remove(distribution);
+            .remove(&Self::key(target));
+    }
+
+    /// Distribution ids and tenant ids never collide (`dt_` and a lowercase letter), but the
+    /// key says which is which all the same.
+    fn key(target: &Target) -> String {
+        match target {
+            Target::Distribution(id) => id.clone(),
+            Target::Tenant(id) => format!("tenant/{id}"),
+        }
     }
 }
 

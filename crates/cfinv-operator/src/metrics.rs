@@ -238,12 +238,8 @@ impl Collector for CacheCollector {
             *phases.entry(phase.as_str()).or_default() += 1;
             if phase == Phase::InProgress {
                 // Where it was submitted, which a spec edit (without CEL) cannot change.
-                let distribution = obj
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.distribution_id.clone())
-                    .unwrap_or_else(|| obj.spec.distribution_id.clone());
-                let e = in_flight.entry(distribution).or_default();
+                let target = crate::controller::submitted_target_id(&obj).to_owned();
+                let e = in_flight.entry(target).or_default();
                 e.invalidations += 1;
                 e.paths += obj
                     .status
@@ -366,7 +362,8 @@ mod tests {
             let mut obj = CloudFrontInvalidation::new(
                 &format!("o{term}"),
                 cfinv_api::crd::CloudFrontInvalidationSpec {
-                    distribution_id: "E1".into(),
+                    distribution_id: Some("E1".into()),
+                    distribution_tenant_id: None,
                     paths: vec!["/a".into()],
                     caller_reference: None,
                     timeout_seconds: 900,

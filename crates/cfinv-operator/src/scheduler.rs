@@ -29,6 +29,10 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// What a batch takes. A cache tag (`#tag`) takes an individual-path slot: the developer
+    /// guide counts each tag item "as one invalidation path" toward "the same concurrent
+    /// invalidation limits as path items" without naming the limit, and tags cannot carry the
+    /// `*` that defines the wildcard limit (see `cfinv_api::paths::is_tag`).
     pub fn of<S: AsRef<str>>(paths: &[S]) -> Self {
         let wildcards = paths
             .iter()

@@ -107,3 +107,26 @@ fn adaptive_makes_no_more_calls_than_the_cli_waiter_under_the_prior() {
     }
     assert!(ours <= theirs, "adaptive {ours} calls vs waiter {theirs}");
 }
+
+#[test]
+fn tag_only_invalidations_have_their_own_faster_prior_and_history() {
+    assert_eq!(Kind::of(&["#a", "#b"]), Kind::TagsOnly);
+    assert_eq!(Kind::of(&["#a", "/index.html"]), Kind::Paths);
+    assert_eq!(Kind::of::<&str>(&[]), Kind::Paths);
+    let m = CompletionModel::default();
+    let tags = m.window_kind("E1", Kind::TagsOnly);
+    let paths = m.window_kind("E1", Kind::Paths);
+    assert_eq!(paths, m.window("E1"));
+    // AWS: tag invalidations complete in under 25 s at P95.
+    assert!(
+        tags.late > Duration::from_secs(20) && tags.late < Duration::from_secs(35),
+        "{tags:?}"
+    );
+    assert!(tags.early < Duration::from_secs(3), "{tags:?}");
+    // Slow path invalidations do not slow the tag schedule down, and the other way round.
+    for _ in 0..20 {
+        m.observe_kind("E1", Kind::Paths, Duration::from_secs(600));
+    }
+    assert_eq!(m.window_kind("E1", Kind::TagsOnly), tags);
+    assert!(m.window_kind("E1", Kind::Paths).early > Duration::from_secs(60));
+}

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 
 pub use cfinv_cloudfront::backoff::RetrySettings;
 pub use cfinv_cloudfront::polling::PollSettings;
+pub(crate) use reconcile::submitted_target_id;
 pub use reconcile::{error_policy, reconcile};
 
 use kube::runtime::reflector::Store;
@@ -106,14 +107,15 @@ pub struct Scheduling {
 }
 
 impl Scheduling {
-    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
+    /// Cached objects of one distribution, or of one distribution tenant given its id (empty
+    /// when no controller runs, as in unit tests).
     pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
         let cache = self.cache.lock().expect("cache lock");
         cache.as_ref().map_or_else(Vec::new, |store| {
             store
                 .state()
                 .into_iter()
-                .filter(|o| reconcile::submitted_distribution(o) == distribution)
+                .filter(|o| reconcile::submitted_target_id(o) == distribution)
                 .collect()
         })
     }

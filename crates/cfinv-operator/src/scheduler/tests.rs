@@ -14,7 +14,8 @@ fn obj(
     let mut o = CloudFrontInvalidation::new(
         uid,
         CloudFrontInvalidationSpec {
-            distribution_id: "E1".into(),
+            distribution_id: Some("E1".into()),
+            distribution_tenant_id: None,
             paths: paths.iter().map(|p| (*p).into()).collect(),
             caller_reference: None,
             timeout_seconds: 900,
@@ -209,5 +210,36 @@ fn a_request_over_the_quota_by_itself_can_never_run() {
                 objects: 0
             }
         }
+    );
+}
+
+#[test]
+fn tags_count_as_individual_paths_not_wildcards() {
+    assert_eq!(
+        Usage::of(&["#product:electronics", "/a", "/b/*"]),
+        Usage {
+            wildcards: 1,
+            objects: 2
+        }
+    );
+    // Sixteen tags fit (they would not if tags took wildcard slots); 15 wildcards in flight
+    // do not hold them back.
+    let tags: Vec<String> = (0..16).map(|i| format!("#tag-{i}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let mut cached: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i}"),
+                100,
+                &["/w/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    cached.push(obj("web", "tags", 1, &tags, None));
+    assert_eq!(
+        decide(&Scheduler::default(), &cached, "tags"),
+        Admission::Admit
     );
 }
