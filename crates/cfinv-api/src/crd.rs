@@ -83,6 +83,14 @@ pub struct CloudFrontInvalidationSpec {
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 60, max = 3600))]
     pub timeout_seconds: u32,
+
+    /// Delete the object this many seconds after it finished (`Completed` or `Failed`, counted
+    /// from `status.completionTime`), as Jobs do. Never while CloudFront still reports a
+    /// timed-out invalidation in progress. Unset: the operator's `--ttl-after-finished`, if
+    /// any; `0`: as soon as it finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 fn default_timeout_seconds() -> u32 {
@@ -183,6 +191,14 @@ pub struct CloudFrontInvalidationStatus {
     /// CloudFront's id of the invalidation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalidation_id: Option<String>,
+    /// The distribution the invalidation was submitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_id: Option<String>,
+    /// The last status CloudFront reported for `invalidationId` (`InProgress`, `Completed`),
+    /// kept up to date after a timeout too: a `Failed` object whose invalidation is still
+    /// `InProgress` holds CloudFront's quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_front_status: Option<String>,
     /// The CallerReference sent to CloudFront.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_reference: Option<String>,

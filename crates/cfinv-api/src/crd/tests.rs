@@ -84,6 +84,7 @@ fn caller_reference_defaults_to_the_uid() {
             paths: vec!["/index.html".into()],
             caller_reference: None,
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            ttl_seconds_after_finished: None,
         },
     );
     obj.metadata.uid = Some("0b8f6c8e-uid".into());

@@ -226,6 +226,7 @@ fn object(paths: &[&str]) -> CloudFrontInvalidation {
             paths: paths.iter().map(|p| (*p).into()).collect(),
             caller_reference: None,
             timeout_seconds: 900,
+            ttl_seconds_after_finished: None,
         },
     );
     obj.metadata.namespace = Some("web".into());
