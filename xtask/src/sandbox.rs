@@ -183,6 +183,7 @@ async fn start_operator(
             max: Duration::from_secs(5),
         },
         queue_recheck: Duration::from_millis(500),
+        ttl_after_finished: None,
     };
     let ctx = Arc::new(
         Context::new(

@@ -1,6 +1,6 @@
 //! Prometheus metrics (`/metrics`). Counters and histograms are updated as things happen;
-//! gauges of what is in flight are computed from the controller's cache at scrape time, so they
-//! cannot drift from what the cluster says. Names and meanings: `docs/metrics.md`.
+//! gauges of what is in flight are read from the scheduler's index (fed by the controller's
+//! watch) at scrape time, so they cannot drift from what the cluster says. Names and meanings: `docs/metrics.md`.
 
 use std::{
     collections::BTreeMap,
@@ -8,7 +8,6 @@ use std::{
     time::Duration,
 };
 
-use kube::runtime::reflector::Store;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
@@ -21,7 +20,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+use crate::scheduler::Scheduler;
 
 const PREFIX: &str = "cloudfront_invalidation";
 
@@ -33,6 +32,11 @@ pub struct ResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +67,7 @@ pub struct Metrics {
     pub submit_to_completed: Histogram,
     pub detection_delay: Histogram,
     pub leader: Gauge,
+    pub ttl_deletions: Family<PhaseLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,6 +134,13 @@ impl Metrics {
             "1 when this process is the leader and reconciling, 0 on standby",
             leader.clone(),
         );
+        let ttl_deletions = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "ttl_deletions",
+            "Finished objects deleted because their time to live after finishing was up \
+             (spec.ttlSecondsAfterFinished or --ttl-after-finished), by phase",
+            ttl_deletions.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             reconciles,
@@ -139,15 +151,24 @@ impl Metrics {
             submit_to_completed,
             detection_delay,
             leader,
+            ttl_deletions,
         }
     }
 
-    /// Publish gauges computed from the controller's cache on every scrape.
-    pub fn register_cache(&self, store: Store<CloudFrontInvalidation>) {
+    /// Publish gauges read from the scheduler's index on every scrape.
+    pub fn register_cache(&self, index: Arc<Scheduler>) {
         self.registry
             .lock()
             .expect("registry lock")
-            .register_collector(Box::new(CacheCollector { store }));
+            .register_collector(Box::new(CacheCollector { index }));
+    }
+
+    pub fn record_ttl_deletion(&self, phase: &str) {
+        self.ttl_deletions
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_owned(),
+            })
+            .inc();
     }
 
     pub fn record_call(&self, operation: &str, code: &str) {
@@ -194,47 +215,28 @@ impl Metrics {
     }
 }
 
-/// Gauges over the cached objects: how many are in each phase, and what is in flight per
-/// distribution (what counts against CloudFront's in-progress quotas).
-#[derive(Debug)]
+/// Gauges over the watched objects: how many are in each phase, and what is in flight per
+/// distribution (what counts against CloudFront's in-progress quotas), from the scheduler's
+/// running sums (no walk over the objects).
 struct CacheCollector {
-    store: Store<CloudFrontInvalidation>,
+    index: Arc<Scheduler>,
 }
 
-#[derive(Default)]
-struct InFlight {
-    invalidations: i64,
-    paths: i64,
+impl std::fmt::Debug for CacheCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheCollector")
+    }
 }
 
 impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut phases: BTreeMap<&'static str, i64> = [
-            Phase::Pending,
-            Phase::Queued,
-            Phase::InProgress,
-            Phase::Completed,
-            Phase::Failed,
-        ]
-        .into_iter()
-        .map(|p| (p.as_str(), 0))
-        .collect();
-        let mut in_flight: BTreeMap<String, InFlight> = BTreeMap::new();
-        for obj in self.store.state() {
-            let phase = obj.phase();
-            *phases.entry(phase.as_str()).or_default() += 1;
-            if phase == Phase::InProgress {
-                let e = in_flight
-                    .entry(obj.spec.distribution_id.clone())
-                    .or_default();
-                e.invalidations += 1;
-                e.paths += obj
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.billed_paths)
-                    .map_or(0, i64::from);
-            }
-        }
+        let snapshot = self.index.snapshot();
+        let phases: BTreeMap<&'static str, i64> = snapshot
+            .phases
+            .iter()
+            .map(|(p, n)| (p.as_str(), *n))
+            .collect();
+        let in_flight = snapshot.in_flight;
 
         // The registry adds the `cloudfront_invalidation_` prefix to collectors' names too.
         let (objects, in_flight_name, in_flight_paths) =
@@ -267,7 +269,7 @@ impl Collector for CacheCollector {
         )?;
         for (dist, f) in &in_flight {
             let labels = [("distribution", dist.as_str())];
-            ConstGauge::new(f.paths).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(f.billed_paths).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -291,8 +293,8 @@ mod tests {
     fn every_metric_is_documented() {
         let doc = include_str!("../../../docs/metrics.md");
         let m = Metrics::new();
-        let (_reader, _) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
-        m.register_cache(_reader);
+        m.register_cache(Arc::default());
+        m.record_ttl_deletion("Completed");
         m.record_failure("Timeout");
         m.record_call("GetInvalidation", "ok");
         m.record_billed("E1", 1);

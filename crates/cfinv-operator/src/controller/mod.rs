@@ -6,6 +6,7 @@ mod reconcile;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod ttl;
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Client,
     runtime::{
@@ -25,13 +26,11 @@ use kube::{
     },
 };
 use rand::SeedableRng;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use cfinv_cloudfront::backoff::RetrySettings;
 pub use cfinv_cloudfront::polling::PollSettings;
 pub use reconcile::{error_policy, reconcile};
-
-use kube::runtime::reflector::Store;
 
 use crate::{health::Health, metrics::Metrics, scheduler::Scheduler, tenancy::TenancyGuard};
 use cfinv_api::crd::CloudFrontInvalidation;
@@ -47,6 +46,8 @@ pub const CONTROLLER_NAME: &str = "cloudfront-invalidation-operator";
 pub enum Error {
     #[error("could not write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("could not delete the finished object: {0}")]
+    Delete(#[source] kube::Error),
     #[error("object has no {0}")]
     MissingField(&'static str),
 }
@@ -56,9 +57,13 @@ pub enum Error {
 pub struct Settings {
     pub poll: PollSettings,
     pub retry: RetrySettings,
-    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again.
-    /// No CloudFront call and no write is made while it waits.
+    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again,
+    /// a safety net: the scheduler wakes it when its slot frees. No CloudFront call and no
+    /// write is made while it waits.
     pub queue_recheck: Duration,
+    /// Delete finished objects this long after they finished, where
+    /// `spec.ttlSecondsAfterFinished` is not set. `None`: keep them.
+    pub ttl_after_finished: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -66,7 +71,8 @@ impl Default for Settings {
         Self {
             poll: PollSettings::default(),
             retry: RetrySettings::default(),
-            queue_recheck: Duration::from_secs(2),
+            queue_recheck: Duration::from_secs(30),
+            ttl_after_finished: None,
         }
     }
 }
@@ -90,27 +96,11 @@ pub struct CloudFrontAccess {
     pub board: StatusBoard,
 }
 
-/// Who may submit next: the quota scheduler, the tenancy policy and the cache they read.
+/// Who may submit next: the quota scheduler (with its index of every object, fed by the
+/// controller's watch) and the tenancy policy.
 pub struct Scheduling {
-    pub scheduler: Scheduler,
+    pub scheduler: Arc<Scheduler>,
     pub tenancy: TenancyGuard,
-    /// The controller's cache, set while a controller runs: the scheduler and the poller read
-    /// what is in flight from it instead of listing.
-    cache: Mutex<Option<Store<CloudFrontInvalidation>>>,
-}
-
-impl Scheduling {
-    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
-    pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
-        let cache = self.cache.lock().expect("cache lock");
-        cache.as_ref().map_or_else(Vec::new, |store| {
-            store
-                .state()
-                .into_iter()
-                .filter(|o| o.spec.distribution_id == distribution)
-                .collect()
-        })
-    }
 }
 
 /// Consecutive retryable failures per object UID, for the backoff. Kept in memory: after a
@@ -185,9 +175,8 @@ impl Context {
                 board: StatusBoard::default(),
             },
             scheduling: Scheduling {
-                scheduler: Scheduler::default(),
+                scheduler: Arc::default(),
                 tenancy: TenancyGuard::open(),
-                cache: Mutex::default(),
             },
             retries: Retries::new(settings.retry.clone()),
             observability: Observability {
@@ -243,35 +232,66 @@ pub async fn run(
         WatchScope::Namespace(ns) => Api::namespaced(ctx.client.clone(), ns),
     };
     info!(?scope, concurrency, "starting controller");
+    let scheduler = ctx.scheduling.scheduler.clone();
+    // A new term rebuilds the index from the watch's first list.
+    scheduler.reset();
+    let wakes = scheduler.wakes();
+    let default_ttl = ctx.settings.ttl_after_finished;
     // Our own reflector, so readiness can follow the watcher's InitDone (the initial list is in
-    // the cache) and the scheduler and metrics can read the same cache.
+    // the cache). Every event feeds the scheduler's index first; the cache then keeps only
+    // objects reconcile still has work for, so finished objects cost a few bytes of index, not
+    // a whole object each. The list is paged (the default 500 per page), so a cold start with
+    // 100,000 objects never holds them all as one response.
     let (store, writer) = reflector::store();
     let synced = health.clone();
-    let events = reflector(
-        writer,
-        watcher(api, watcher::Config::default().any_semantic()),
-    )
-    .inspect(move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            info!("cache synced");
-            synced.set_cache_synced(true);
-        }
-    })
-    .default_backoff()
-    .applied_objects();
-    ctx.observability.metrics.register_cache(store.clone());
-    *ctx.scheduling.cache.lock().expect("cache lock") = Some(store.clone());
+    let index = scheduler.clone();
+    let events = watcher(api, watcher::Config::default())
+        .inspect_ok(move |event| index.observe(event))
+        .try_filter_map(move |event| futures::future::ready(Ok(for_the_cache(event, default_ttl))))
+        .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                info!("cache synced");
+                synced.set_cache_synced(true);
+            }
+        })
+        .default_backoff()
+        .applied_objects();
+    ctx.observability.metrics.register_cache(scheduler.clone());
     let controller = Controller::for_stream(events, store);
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
+        // The scheduler wakes a queued object when its slot frees.
+        .reconcile_on(wakes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "controller error");
+            match result {
+                // A finished object left the cache while a requeue for it was pending.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    debug!(object = %obj, "object no longer in the cache, nothing to do");
+                }
+                Err(e) => warn!(error = %e, "controller error"),
+                Ok(_) => {}
             }
         })
         .await;
     health.set_cache_synced(false);
     info!("controller stopped");
+}
+
+/// What the controller's cache receives of a watch event: finished objects with nothing left
+/// to do are taken out of it (a delete for the cache; the object itself stays in Kubernetes).
+fn for_the_cache(
+    event: watcher::Event<CloudFrontInvalidation>,
+    default_ttl: Option<Duration>,
+) -> Option<watcher::Event<CloudFrontInvalidation>> {
+    let idle = |obj: &CloudFrontInvalidation| {
+        obj.phase().is_terminal() && !ttl::finished_needs_reconcile(obj, default_ttl)
+    };
+    match event {
+        watcher::Event::InitApply(obj) if idle(&obj) => None,
+        watcher::Event::Apply(obj) if idle(&obj) => Some(watcher::Event::Delete(obj)),
+        event => Some(event),
+    }
 }

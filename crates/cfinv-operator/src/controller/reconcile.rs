@@ -25,7 +25,7 @@ use crate::{
     scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
     tenancy::Decision,
 };
-use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase};
+use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus};
 use cfinv_api::paths;
 use cfinv_cloudfront::{CloudFrontError, CreateInvalidation, Disposition, FailureReason, classify};
 
@@ -57,7 +57,7 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
     if obj.phase().is_terminal() {
         ctx.retries.reset(&uid);
         note_spec_change_after_submit(obj, &status, ctx).await?;
-        return Ok(Action::await_change());
+        return super::ttl::after_finished(obj, ctx, now).await;
     }
 
     let started = status.start_time.as_ref().map_or(now, |t| t.0);
@@ -113,21 +113,12 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
         .clone()
         .unwrap_or_else(|| uid.to_owned());
     let distribution = &obj.spec.distribution_id;
-    let candidate = Candidate {
-        uid: uid.to_owned(),
-        namespace,
-        created: obj
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        usage: Usage::of(&normalized.paths),
+    let Some(candidate) = Candidate::new(obj, Usage::of(&normalized.paths)) else {
+        return Observation::Retry {
+            message: "object has no metadata.uid yet".to_owned(),
+        };
     };
-    match ctx.scheduling.scheduler.admit(
-        distribution,
-        &candidate,
-        &ctx.scheduling.cached(distribution),
-    ) {
+    match ctx.scheduling.scheduler.admit(distribution, &candidate) {
         Admission::Admit => {}
         Admission::Wait { .. } => {
             return Observation::Queued {
@@ -162,7 +153,11 @@ async fn submit(obj: &CloudFrontInvalidation, ctx: &Context, uid: &str) -> Obser
             caller_reference,
         },
         Err(err) => {
-            ctx.scheduling.scheduler.release(uid);
+            if classify(&err) == Disposition::Queue {
+                ctx.scheduling.scheduler.refused(uid);
+            } else {
+                ctx.scheduling.scheduler.release(uid);
+            }
             step_for_error(obj, "CreateInvalidation", err)
         }
     }
@@ -177,13 +172,8 @@ async fn poll(
 ) -> Observation {
     let distribution = &obj.spec.distribution_id;
     let batch_interval = ctx.settings.poll.batch_interval;
-    let in_flight = ctx
-        .scheduling
-        .cached(distribution)
-        .iter()
-        .filter(|o| o.phase() == Phase::InProgress)
-        .count();
-    let batched = batch_interval.is_some() && in_flight >= 2;
+    let in_flight = ctx.scheduling.scheduler.polling(distribution);
+    let mut batched = batch_interval.is_some() && in_flight >= 2;
     let completed = match batch_interval.filter(|_| batched) {
         Some(max_age) => match ctx
             .cloudfront
@@ -192,8 +182,11 @@ async fn poll(
             .await
         {
             Ok(Some(done)) => Ok(done),
-            // Not among the newest 100: ask for this one.
-            Ok(None) => get_completed(ctx, distribution, id).await,
+            // Not among the newest 100: ask for this one, on its own schedule.
+            Ok(None) => {
+                batched = false;
+                get_completed(ctx, distribution, id).await
+            }
             Err(e) => Err(e),
         },
         None => get_completed(ctx, distribution, id).await,
