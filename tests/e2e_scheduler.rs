@@ -221,6 +221,9 @@ async fn an_object_path_request_does_not_wait_behind_a_wildcard_request() {
         },
     )
     .await;
+    // creationTimestamp has one-second resolution: make the object-path request unambiguously
+    // younger, so that only independent quotas (not a tie broken by uid) let it go first.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     create(&api, &manifest("files", DIST, &["/index.html", "/app.js"])).await;
     wait_submitted(&api, "files", Duration::from_secs(30)).await;
     let wild = api.get("wild").await.unwrap();
