@@ -342,7 +342,7 @@ impl Dist {
     }
 
     /// Admitted objects not told yet, and not to be left alone: the ones to wake.
-    fn to_wake(&mut self) -> Vec<ObjectRef<CloudFrontInvalidation>> {
+    fn wake_list(&mut self) -> Vec<ObjectRef<CloudFrontInvalidation>> {
         if self.paused_until.is_some_and(|t| Instant::now() < t) {
             return Vec::new();
         }
@@ -530,10 +530,10 @@ impl State {
         let dist = entry.distribution.clone();
         if let Some(old) = &old {
             self.account(&uid, old, -1);
-            if old.distribution != entry.distribution {
-                if let Some(d) = self.dists.get_mut(&old.distribution) {
-                    d.drop_grant(&uid);
-                }
+            if old.distribution != entry.distribution
+                && let Some(d) = self.dists.get_mut(&old.distribution)
+            {
+                d.drop_grant(&uid);
             }
         }
         self.account(&uid, &entry, 1);
@@ -547,10 +547,9 @@ impl State {
                 // It just reported waiting: if admitted meanwhile, it is to be woken.
                 if entry.phase == Phase::Queued
                     && old.as_ref().is_some_and(|o| o.phase != Phase::Queued)
+                    && let Some(g) = d.grants.get_mut(&uid)
                 {
-                    if let Some(g) = d.grants.get_mut(&uid) {
-                        g.told = false;
-                    }
+                    g.told = false;
                 }
             }
         }
@@ -754,7 +753,7 @@ impl Scheduler {
         if d.dirty {
             d.pump(self.quota);
         }
-        d.to_wake()
+        d.wake_list()
     }
 
     fn pump_all(&self, state: &mut State) -> Vec<ObjectRef<CloudFrontInvalidation>> {
