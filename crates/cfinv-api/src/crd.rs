@@ -121,6 +121,14 @@ pub struct CloudFrontInvalidationSpec {
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 60, max = 3600))]
     pub timeout_seconds: u32,
+
+    /// Delete the object this many seconds after it finished (`Completed` or `Failed`, counted
+    /// from `status.completionTime`), as Jobs do. Never while CloudFront still reports a
+    /// timed-out invalidation in progress. Unset: the operator's `--ttl-after-finished`, if
+    /// any; `0`: as soon as it finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 fn default_timeout_seconds() -> u32 {

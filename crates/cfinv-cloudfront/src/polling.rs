@@ -219,12 +219,20 @@ pub struct StatusBoard {
 struct Board {
     fetched: Option<Instant>,
     completed: HashMap<String, bool>,
+    /// Ids a fresh, full page did not contain: older than the newest 100. An id only moves
+    /// down the list, so these are asked with GetInvalidation from then on, never by listing
+    /// again (when they were seen missing, to forget them eventually).
+    off_page: HashMap<String, Instant>,
 }
+
+/// How long an id is remembered as off the newest page (longer than any object's timeout).
+const OFF_PAGE_MEMORY: Duration = Duration::from_secs(2 * 3600);
 
 impl StatusBoard {
     /// Whether invalidation `id` is completed, from a ListInvalidations of its distribution no
-    /// older than `max_age`. `Ok(None)`: not on the newest page (more than 100 newer ones),
-    /// ask GetInvalidation instead.
+    /// older than `max_age`. `Ok(None)`: not on the newest page (more than 100 newer ones):
+    /// ask GetInvalidation instead, on the object's own schedule. Such an id costs one extra
+    /// List once, never a List on every poll.
     pub async fn completed(
         &self,
         cloudfront: &dyn CloudFront,
@@ -254,15 +262,26 @@ impl StatusBoard {
             .clone();
         // One refresh at a time per distribution: concurrent reconciles wait and share it.
         let mut board = board.lock().await;
+        if board.off_page.contains_key(id) {
+            return Ok(None);
+        }
         let fresh = board.fetched.is_some_and(|t| t.elapsed() < max_age);
         if !fresh || !board.completed.contains_key(id) {
             let page = cloudfront.list_for(target, None, Some(100)).await?;
+            let full = page.next_marker.is_some();
             board.completed = page
                 .items
                 .into_iter()
                 .map(|s| (s.id, s.status.is_completed()))
                 .collect();
-            board.fetched = Some(Instant::now());
+            let now = Instant::now();
+            board.fetched = Some(now);
+            board
+                .off_page
+                .retain(|_, seen| now.duration_since(*seen) < OFF_PAGE_MEMORY);
+            if full && !board.completed.contains_key(id) {
+                board.off_page.insert(id.to_owned(), now);
+            }
         }
         Ok(board.completed.get(id).copied())
     }
@@ -290,5 +309,7 @@ impl StatusBoard {
     }
 }
 
+#[cfg(test)]
+mod board_tests;
 #[cfg(test)]
 mod tests;

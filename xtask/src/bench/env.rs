@@ -229,6 +229,7 @@ pub fn invalidation(name: &str, distribution: &str, paths: &[String]) -> CloudFr
             paths: paths.iter().map(|p| p.as_str().into()).collect(),
             caller_reference: None,
             timeout_seconds: 3600,
+            ttl_seconds_after_finished: None,
         },
         status: None,
     }

@@ -8,6 +8,7 @@
 //! makes the reported delays pessimistic, never optimistic.
 
 mod env;
+mod queue;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -41,6 +42,8 @@ enum Which {
     Burst(BurstArgs),
     /// Memory and idle CPU with many finished objects in the cache.
     Footprint(FootprintArgs),
+    /// Many objects queued on one distribution whose quota is full: operator CPU per object.
+    Queue(queue::QueueArgs),
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +104,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Quota(a) => quota(a).await,
         Which::Burst(a) => burst(a).await,
         Which::Footprint(a) => footprint(a).await,
+        Which::Queue(a) => queue::queue(a).await,
     }
 }
 
@@ -112,7 +116,7 @@ fn our_flags(scale: f64) -> Vec<String> {
         format!("--poll-max-interval={}", s(30.0)),
         format!("--poll-batch-interval={}", s(2.0)),
         format!("--poll-prior-median={}", s(45.0)),
-        format!("--queue-recheck-interval={}", s(2.0)),
+        format!("--queue-recheck-interval={}", s(30.0)),
         format!("--retry-base-delay={}", s(1.0)),
         format!("--retry-max-delay={}", s(60.0)),
         "--aws-rate-limit=1000".to_owned(),

@@ -85,6 +85,7 @@ fn caller_reference_defaults_to_the_uid() {
             paths: vec!["/index.html".into()],
             caller_reference: None,
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            ttl_seconds_after_finished: None,
         },
     );
     obj.metadata.uid = Some("0b8f6c8e-uid".into());
@@ -231,6 +232,7 @@ fn the_spec_names_its_one_target() {
         paths: vec!["/a".into()],
         caller_reference: None,
         timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+        ttl_seconds_after_finished: None,
     };
     assert_eq!(
         spec(Some("E1"), None).target(),

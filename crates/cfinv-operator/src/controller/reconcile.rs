@@ -97,7 +97,22 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
             Some(id) => poll(obj, ctx, &status, id, now, deadline).await,
         }
     };
-    apply(obj, ctx, &uid, status, observation, now, deadline).await
+    let action = apply(obj, ctx, &uid, status, observation, now, deadline).await?;
+    // A finished object with nothing left to ask CloudFront: its TTL decides what comes next.
+    if obj.phase().is_terminal() && !follow_up_pending(obj) {
+        return super::ttl::after_finished(obj, ctx, now).await;
+    }
+    Ok(action)
+}
+
+/// A `Failed/Timeout` object whose invalidation CloudFront was still running: the slow
+/// follow-up keeps asking until CloudFront reports it finished (it also still holds a slot).
+pub(crate) fn follow_up_pending(obj: &CloudFrontInvalidation) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.phase == Some(Phase::Failed)
+            && s.invalidation_id.is_some()
+            && s.cloud_front_status.as_deref() == Some("InProgress")
+    })
 }
 
 /// Where the object's invalidation was (or is being) submitted: recorded in the status at the
@@ -236,21 +251,13 @@ async fn submit(
     // queues the object if they do.
     let target = submission.target.clone();
     let distribution = target.id().to_owned();
-    let candidate = Candidate {
-        uid: uid.to_owned(),
-        namespace,
-        created: obj
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        usage: Usage::of(&submission.paths),
+    let Some(candidate) = Candidate::new(obj, Usage::of(&submission.paths)) else {
+        return Observation::Retry {
+            message: "object has no metadata.uid yet".to_owned(),
+            attempt: None,
+        };
     };
-    match ctx.scheduling.scheduler.admit(
-        &distribution,
-        &candidate,
-        &ctx.scheduling.cached(&distribution),
-    ) {
+    match ctx.scheduling.scheduler.admit(&distribution, &candidate) {
         Admission::Admit => {}
         Admission::Wait { .. } => {
             return Observation::Queued {
@@ -287,7 +294,13 @@ async fn submit(
             dropped,
         },
         Err(err) => {
-            ctx.scheduling.scheduler.release(uid);
+            // Refused by CloudFront's quota: the scheduler pauses wakes on this distribution;
+            // any other error frees the slot it reserved.
+            if classify(&err) == Disposition::Queue {
+                ctx.scheduling.scheduler.refused(uid);
+            } else {
+                ctx.scheduling.scheduler.release(uid);
+            }
             match classify(&err) {
                 Disposition::Fail(reason) => Observation::Failed {
                     reason,
@@ -338,13 +351,8 @@ async fn poll(
     let distribution = target.id();
     let past_deadline = now >= deadline;
     let batch_interval = ctx.settings.poll.batch_interval;
-    let in_flight = ctx
-        .scheduling
-        .cached(distribution)
-        .iter()
-        .filter(|o| o.phase() == Phase::InProgress)
-        .count();
-    let batched = !past_deadline && batch_interval.is_some() && in_flight >= 2;
+    let in_flight = ctx.scheduling.scheduler.polling(distribution);
+    let mut batched = !past_deadline && batch_interval.is_some() && in_flight >= 2;
     let mut operation = get_operation(&target).as_str().to_owned();
     let answer = match batch_interval.filter(|_| batched) {
         Some(max_age) => match ctx
@@ -355,8 +363,11 @@ async fn poll(
         {
             Ok(Some(true)) => Ok(InvalidationStatus::Completed),
             Ok(Some(false)) => Ok(InvalidationStatus::InProgress),
-            // Not among the newest 100: ask for this one.
-            Ok(None) => get_status(ctx, &target, id).await,
+            // Not among the newest 100: ask for this one, on its own schedule.
+            Ok(None) => {
+                batched = false;
+                get_status(ctx, &target, id).await
+            }
             Err(e) => {
                 // The shared list failed (throttled, or IAM lacks ListInvalidations): this
                 // object still gets its answer, from GetInvalidation.
@@ -436,9 +447,7 @@ async fn follow_up(
     status: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) -> Observation {
-    let running = status.phase == Some(Phase::Failed)
-        && status.cloud_front_status.as_deref() == Some("InProgress");
-    let (true, Some(id)) = (running, &status.invalidation_id) else {
+    let (true, Some(id)) = (follow_up_pending(obj), &status.invalidation_id) else {
         return Observation::Finished;
     };
     let Ok(target) = submitted_target(obj) else {

@@ -406,6 +406,7 @@ fn named(name: &str, uid: &str, paths: &[&str]) -> CloudFrontInvalidation {
             paths: paths.iter().map(|p| (*p).into()).collect(),
             caller_reference: None,
             timeout_seconds: 900,
+            ttl_seconds_after_finished: None,
         },
     );
     obj.metadata.namespace = Some("web".into());
@@ -446,14 +447,17 @@ struct Harness {
     api: ApiServer,
     ctx: Arc<Context>,
     cache: reflector::store::Writer<CloudFrontInvalidation>,
+    /// The reader of `cache`, as the controller's reflector would hold it.
+    store: reflector::Store<CloudFrontInvalidation>,
 }
 
 impl Harness {
-    /// Puts objects in the controller's cache, as its watch would.
+    /// Puts objects in the controller's cache and the scheduler's index, as its watch would.
     fn cache(&mut self, objects: &[&CloudFrontInvalidation]) {
         for obj in objects {
-            self.cache
-                .apply_watcher_event(&watcher::Event::Apply((*obj).clone()));
+            let event = watcher::Event::Apply((*obj).clone());
+            self.ctx.scheduling.scheduler.observe(&event);
+            self.cache.apply_watcher_event(&event);
         }
     }
 
@@ -490,12 +494,15 @@ fn harness_with(
     let mut ctx = Context::new(client, cloudfront.clone(), settings).at(now());
     ctx.retries = ctx.retries.seeded(SEED);
     let (store, writer) = reflector::store();
-    *ctx.scheduling.cache.lock().unwrap() = Some(store);
+    // The watch's first list, empty: the scheduler admits nothing before it.
+    ctx.scheduling.scheduler.observe(&watcher::Event::Init);
+    ctx.scheduling.scheduler.observe(&watcher::Event::InitDone);
     Harness {
         cloudfront,
         api,
         ctx: Arc::new(ctx),
         cache: writer,
+        store,
     }
 }
 
@@ -1411,7 +1418,7 @@ async fn per_object_memory_is_freed_when_objects_are_deleted() {
     }
     assert!(h.ctx.retries.tracked() >= 2 && h.ctx.observability.tracked() >= 2);
 
-    let store = h.ctx.scheduling.cache.lock().unwrap().clone().unwrap();
+    let store = h.store.clone();
     h.ctx
         .on_watch_event(&watcher::Event::Delete(a.clone()), &store);
     h.cache
