@@ -156,7 +156,8 @@ async fn a_timed_out_invalidation_still_running_in_cloudfront_is_not_deleted() {
     let mut op = Operator::start(
         &env,
         env.operator("ttl-running", &sim, &ns)
-            .arg("--ttl-after-finished=1s"),
+            .arg("--ttl-after-finished=1s")
+            .arg("--timeout-follow-up-interval=1s"),
     )
     .await;
     let api = env.api(&ns);
@@ -182,14 +183,13 @@ async fn a_timed_out_invalidation_still_running_in_cloudfront_is_not_deleted() {
     let late = api.get("late").await.unwrap();
     assert_eq!(late.phase(), Phase::Failed, "{:?}", late.status);
 
-    // CloudFront finishes it, and the follow-up poll records that.
+    // CloudFront finishes it; the operator's follow-up poll records that, and only then does
+    // the TTL delete it.
     sim.complete_all_now();
-    api.patch_status(
-        "late",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"cloudFrontStatus": "Completed"}})),
-    )
-    .await
-    .unwrap();
-    wait_deleted(&api, "late", Duration::from_secs(60)).await;
+    let (_, late) = wait_deleted(&api, "late", Duration::from_secs(60)).await;
+    assert_eq!(
+        late.status.and_then(|s| s.cloud_front_status).as_deref(),
+        Some("Completed"),
+        "deleted only once CloudFront reported it finished"
+    );
 }

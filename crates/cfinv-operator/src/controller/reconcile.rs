@@ -52,7 +52,7 @@ pub(crate) const IAM_TENANT_ACTIONS: &[&str] = &[
 
 #[instrument(skip_all, fields(
     object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
-    target = %obj.spec.target().map(|t| t.label()).unwrap_or_default(),
+    destination = %obj.spec.target().map(|t| t.label()).unwrap_or_default(),
     invalidation_id = field::Empty,
 ))]
 pub async fn reconcile(
@@ -97,10 +97,16 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
             Some(id) => poll(obj, ctx, &status, id, now, deadline).await,
         }
     };
-    let action = apply(obj, ctx, &uid, status, observation, now, deadline).await?;
-    // A finished object with nothing left to ask CloudFront: its TTL decides what comes next.
-    if obj.phase().is_terminal() && !follow_up_pending(obj) {
-        return super::ttl::after_finished(obj, ctx, now).await;
+    let (action, written) = apply(obj, ctx, &uid, status, observation, now, deadline).await?;
+    // A finished object (finished now, or before) with nothing left to ask CloudFront: its TTL
+    // decides what comes next. Our own status write triggers no reconcile, so this is the
+    // moment to schedule it.
+    if written.phase.is_some_and(Phase::is_terminal) {
+        let mut finished = obj.clone();
+        finished.status = Some(written);
+        if !follow_up_pending(&finished) {
+            return super::ttl::after_finished(&finished, ctx, now).await;
+        }
     }
     Ok(action)
 }
@@ -490,7 +496,7 @@ fn queued_message(target: &Target) -> String {
 }
 
 /// Decide ([`transition`]), write the status if it changed, and only then run the effects,
-/// publish the events and return the requeue. A failed write returns the error (the object is
+/// publish the events and return the requeue and the status as written. A failed write returns the error (the object is
 /// retried with its backoff, which keeps growing) and runs no effect: nothing happened.
 async fn apply(
     obj: &CloudFrontInvalidation,
@@ -500,7 +506,7 @@ async fn apply(
     observation: Observation,
     now: Timestamp,
     deadline: Timestamp,
-) -> Result<Action, Error> {
+) -> Result<(Action, CloudFrontInvalidationStatus), Error> {
     let distribution = submitted_target_id(obj).to_owned();
     let kind = kind(obj);
     let inputs = Inputs {
@@ -553,7 +559,10 @@ async fn apply(
     for event in events {
         publish(obj, ctx, event).await;
     }
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok((
+        requeue.map_or_else(Action::await_change, Action::requeue),
+        new,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

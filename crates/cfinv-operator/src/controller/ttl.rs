@@ -122,8 +122,9 @@ async fn delete(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<Action, E
             Ok(Action::await_change())
         }
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        // Changed since this copy: the watch brings the new one and reconciles it again.
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Action::await_change()),
+        // Changed since this copy (our own status write, a moment ago): look again with the
+        // current one. A status change triggers no reconcile by itself, so ask for one.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Action::requeue(Duration::from_secs(1))),
         Err(e) => Err(Error::Delete(e)),
     }
 }
