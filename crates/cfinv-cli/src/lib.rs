@@ -1,4 +1,5 @@
-//! The one-shot command line: `invalidate`, `list` and `get` for pipelines without a cluster.
+//! The one-shot command line: `invalidate`, `list` and `get` for pipelines without a cluster, and
+//! `wait` for pipelines (and Helm hook Jobs) that wait for CloudFrontInvalidations in one.
 //!
 //! The same engine as the operator: [`cfinv_api::paths::normalize`] for the paths,
 //! [`cfinv_cloudfront::classify`] for every CloudFront error, and
@@ -16,6 +17,7 @@ mod list;
 mod manifest;
 mod output;
 mod progress;
+mod wait;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ pub use cost::{
 pub use invalidate::{InvalidateArgs, invalidate};
 pub use list::{GetArgs, ListArgs, get, list};
 pub use output::OutputFormat;
+pub use wait::{WaitArgs, wait};
 
 /// How a command ended: the process exit code. Documented in `docs/cli.md`; `2` is clap's
 /// usage error (unknown flag, missing required flag), which never reaches these functions.
