@@ -120,6 +120,23 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    /// Every reason, e.g. to export each failure counter at 0 from the start.
+    pub const ALL: [FailureReason; 13] = [
+        Self::InvalidPaths,
+        Self::BatchTooLarge,
+        Self::DistributionNotFound,
+        Self::DistributionTenantNotFound,
+        Self::InvalidTarget,
+        Self::InvalidationNotFound,
+        Self::AccessDenied,
+        Self::CallerReferenceConflict,
+        Self::ExceedsQuota,
+        Self::InvalidRequest,
+        Self::Timeout,
+        Self::NotAllowed,
+        Self::UnexpectedError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidPaths => "InvalidPaths",
@@ -271,6 +288,29 @@ pub fn classify_after_submission(err: &CloudFrontError) -> Disposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_holds_every_reason_once() {
+        // No wildcard arm: a new variant stops this from compiling until it is in ALL too.
+        let position = |r: FailureReason| match r {
+            FailureReason::InvalidPaths => 0,
+            FailureReason::BatchTooLarge => 1,
+            FailureReason::DistributionNotFound => 2,
+            FailureReason::DistributionTenantNotFound => 3,
+            FailureReason::InvalidTarget => 4,
+            FailureReason::InvalidationNotFound => 5,
+            FailureReason::AccessDenied => 6,
+            FailureReason::CallerReferenceConflict => 7,
+            FailureReason::ExceedsQuota => 8,
+            FailureReason::InvalidRequest => 9,
+            FailureReason::Timeout => 10,
+            FailureReason::NotAllowed => 11,
+            FailureReason::UnexpectedError => 12,
+        };
+        for (i, r) in FailureReason::ALL.into_iter().enumerate() {
+            assert_eq!(position(r), i, "{r} is out of place in FailureReason::ALL");
+        }
+    }
 
     #[test]
     fn table_codes_are_unique() {

@@ -20,6 +20,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use cfinv_cloudfront::FailureReason;
+
 use crate::scheduler::Scheduler;
 
 const PREFIX: &str = "cloudfront_invalidation";
@@ -106,6 +108,13 @@ impl Metrics {
             "Objects that ended Failed, by reason",
             failures.clone(),
         );
+        // Every reason from the start: an alert on increase() sees the first failure of a
+        // reason only if the series existed (at 0) before it.
+        for reason in FailureReason::ALL {
+            let _ = failures.get_or_create(&ReasonLabels {
+                reason: reason.as_str().to_owned(),
+            });
+        }
         let aws_calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "aws_calls",
@@ -225,9 +234,9 @@ impl Metrics {
     }
 }
 
-/// Gauges over the watched objects: how many are in each phase, and what is in flight per
-/// distribution (what counts against CloudFront's in-progress quotas), from the scheduler's
-/// running sums (no walk over the objects).
+/// Gauges over the watched objects: how many are in each phase, what is in flight per
+/// distribution (what counts against CloudFront's in-progress quotas) and what waits for it,
+/// from the scheduler's running sums (no walk over the objects).
 struct CacheCollector {
     cache: Arc<Mutex<Option<Arc<Scheduler>>>>,
 }
@@ -250,6 +259,7 @@ impl Collector for CacheCollector {
             .map(|(p, n)| (p.as_str(), *n))
             .collect();
         let in_flight = snapshot.in_flight;
+        let queued = snapshot.queued;
 
         // The registry adds the `cloudfront_invalidation_` prefix to collectors' names too.
         let (objects, in_flight_name, in_flight_paths) =
@@ -283,6 +293,27 @@ impl Collector for CacheCollector {
         for (dist, f) in &in_flight {
             let labels = [("distribution", dist.as_str())];
             ConstGauge::new(f.billed_paths).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "in_flight_wildcard_paths",
+            "Wildcard paths of invalidations in progress in CloudFront, per distribution \
+             (the quota is 15, independent of the 3,000 other paths)",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, f) in &in_flight {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(f.wildcard_paths).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "queued",
+            "Objects waiting in phase Queued for a slot in the distribution's in-progress quota",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, n) in &queued {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -420,6 +451,72 @@ mod tests {
                     && name != "cloudfront_invalidation_objects"),
                 "a standby exports no cache gauges:\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn every_failure_reason_is_exported_from_the_start() {
+        let text = Metrics::new().encode();
+        for reason in FailureReason::ALL {
+            let line = format!(
+                "cloudfront_invalidation_failures_total{{reason=\"{}\"}} 0",
+                reason.as_str()
+            );
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+    }
+
+    /// The quota gauges per distribution: wildcard paths in flight, objects Queued.
+    #[test]
+    fn quota_gauges_per_distribution() {
+        use cfinv_api::crd::{
+            CloudFrontInvalidation, CloudFrontInvalidationSpec, CloudFrontInvalidationStatus, Phase,
+        };
+        let object = |name: &str, phase: Phase, paths: &[&str]| {
+            let mut o = CloudFrontInvalidation::new(
+                name,
+                CloudFrontInvalidationSpec {
+                    distribution_id: Some("E1".into()),
+                    distribution_tenant_id: None,
+                    paths: paths.iter().map(|p| (*p).into()).collect(),
+                    caller_reference: None,
+                    timeout_seconds: 900,
+                    ttl_seconds_after_finished: None,
+                },
+            );
+            o.metadata.namespace = Some("web".into());
+            o.metadata.uid = Some(format!("uid-{name}"));
+            let submitted = phase == Phase::InProgress;
+            o.status = Some(CloudFrontInvalidationStatus {
+                phase: Some(phase),
+                invalidation_id: submitted.then(|| format!("I-{name}")),
+                distribution_id: Some("E1".into()),
+                submitted_paths: submitted.then(|| paths.iter().map(|p| (*p).into()).collect()),
+                billed_paths: submitted.then_some(paths.len() as u32),
+                ..Default::default()
+            });
+            o
+        };
+        let index = Arc::new(Scheduler::default());
+        use kube::runtime::watcher::Event;
+        index.observe(&Event::Init);
+        for o in [
+            object("a", Phase::InProgress, &["/a.html", "/b/*", "/c*"]),
+            object("b", Phase::Queued, &["/late/*"]),
+        ] {
+            index.observe(&Event::InitApply(o));
+        }
+        index.observe(&Event::InitDone);
+        let m = Metrics::new();
+        m.register_cache(index);
+        let text = m.encode();
+        for line in [
+            "cloudfront_invalidation_in_flight{distribution=\"E1\"} 1",
+            "cloudfront_invalidation_in_flight_paths{distribution=\"E1\"} 3",
+            "cloudfront_invalidation_in_flight_wildcard_paths{distribution=\"E1\"} 2",
+            "cloudfront_invalidation_queued{distribution=\"E1\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
         }
     }
 

@@ -221,6 +221,8 @@ struct Dist {
     in_flight: Usage,
     in_flight_count: i64,
     billed: i64,
+    /// Objects in phase Queued (told to wait for a quota slot), for metrics.
+    queued: i64,
     polling: usize,
     /// In-flight and admitted objects per namespace, per lane (the fairness order's base).
     served: HashMap<String, [usize; 2]>,
@@ -459,6 +461,9 @@ impl State {
         *p += sign as i64;
         let d = self.dist(&entry.distribution);
         d.members = d.members.saturating_add_signed(sign);
+        if entry.phase == Phase::Queued {
+            d.queued += sign as i64;
+        }
         match &entry.role {
             Role::Waiting {
                 name,
@@ -657,6 +662,8 @@ fn spec_usage(obj: &CloudFrontInvalidation) -> Option<Usage> {
 pub struct InFlight {
     pub invalidations: i64,
     pub billed_paths: i64,
+    /// The wildcard paths among them (CloudFront's quota of 15, apart from the 3,000 others).
+    pub wildcard_paths: i64,
 }
 
 /// Counts over the index, for metrics (computed without visiting objects).
@@ -664,6 +671,8 @@ pub struct InFlight {
 pub struct Snapshot {
     pub phases: Vec<(Phase, i64)>,
     pub in_flight: BTreeMap<String, InFlight>,
+    /// Objects in phase Queued, per distribution that has any.
+    pub queued: BTreeMap<String, i64>,
 }
 
 pub struct Scheduler {
@@ -913,9 +922,16 @@ impl Scheduler {
                         InFlight {
                             invalidations: d.in_flight_count,
                             billed_paths: d.billed,
+                            wildcard_paths: i64::from(d.in_flight.wildcards),
                         },
                     )
                 })
+                .collect(),
+            queued: state
+                .dists
+                .iter()
+                .filter(|(_, d)| d.queued > 0)
+                .map(|(k, d)| (k.to_string(), d.queued))
                 .collect(),
         }
     }

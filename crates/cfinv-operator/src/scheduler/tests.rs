@@ -492,3 +492,34 @@ fn tags_count_as_individual_paths_not_wildcards() {
     assert_eq!(s.in_flight("E1").wildcards, 15);
     assert_eq!(decide(&s, &objects, "tags"), Admission::Admit);
 }
+
+/// The counts behind the quota gauges: wildcard paths in flight and objects Queued per
+/// distribution, kept as objects move (a queued one submitted, another deleted).
+#[test]
+fn snapshot_counts_wildcards_in_flight_and_queued_objects() {
+    let running = obj(
+        "web",
+        "r",
+        10,
+        &["/a/*", "/b/*", "/c.html"],
+        Some(Phase::InProgress),
+    );
+    let waiting = obj("web", "q", 5, &["/d/*"], Some(Phase::Queued));
+    let other = obj("shop", "q2", 4, &["/e"], Some(Phase::Queued));
+    let s = indexed(&[running, waiting.clone(), other.clone()]);
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.in_flight["E1"].invalidations, 1);
+    assert_eq!(snapshot.in_flight["E1"].wildcard_paths, 2);
+    assert_eq!(snapshot.queued.get("E1"), Some(&2));
+
+    let mut submitted = waiting;
+    let status = submitted.status.as_mut().unwrap();
+    status.phase = Some(Phase::InProgress);
+    status.invalidation_id = Some("I-q".into());
+    s.observe(&watcher::Event::Apply(submitted));
+    s.observe(&watcher::Event::Delete(other));
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.in_flight["E1"].invalidations, 2);
+    assert_eq!(snapshot.in_flight["E1"].wildcard_paths, 3);
+    assert!(snapshot.queued.is_empty(), "{:?}", snapshot.queued);
+}
