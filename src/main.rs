@@ -1,5 +1,5 @@
 //! The production binary: the operator (`run`), its CRD (`crd`), and the one-shot CLI
-//! (`invalidate`, `list`, `get`). Nothing else ships in the image: the simulator, the sandbox and
+//! (`invalidate`, `list`, `get`, `wait`). Nothing else ships in the image: the simulator, the sandbox and
 //! the benchmarks live in their own crates (`cloudfront-sim`, `cargo xtask`).
 
 use clap::{Parser, Subcommand};
@@ -31,6 +31,9 @@ enum Command {
     List(cfinv_cli::ListArgs),
     /// Show one invalidation.
     Get(cfinv_cli::GetArgs),
+    /// Wait until CloudFrontInvalidations in the cluster have finished (exit 0 Completed, 1
+    /// Failed, 4 timeout): for pipelines and Helm hook Jobs (docs/gitops.md).
+    Wait(cfinv_cli::WaitArgs),
 }
 
 #[tokio::main]
@@ -61,6 +64,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Get(args) => {
             logs();
             std::process::exit(cfinv_cli::get(args).await.code())
+        }
+        Command::Wait(args) => {
+            logs();
+            std::process::exit(cfinv_cli::wait(args).await.code())
         }
     }
 }

@@ -448,9 +448,10 @@ async fn trace_logs_leak_no_credentials_and_carry_object_fields() {
         .collect();
     assert!(!about.is_empty(), "no log line names {object}");
     for line in &about {
+        // The span names where the invalidation goes: `distribution/<id>` or `tenant/<id>`.
         assert_eq!(
-            field(line, "distribution").and_then(Value::as_str),
-            Some(DIST),
+            field(line, "destination").and_then(Value::as_str),
+            Some(format!("distribution/{DIST}").as_str()),
             "{line}"
         );
     }

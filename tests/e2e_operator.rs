@@ -133,11 +133,12 @@ async fn happy_path(env: &Env, ns: &str, sim: &SimulatorHandle) {
         header,
         [
             "NAME",
-            "DISTRIBUTION",
+            "TARGET",
             "PHASE",
             "INVALIDATION",
             "ID",
             "PATHS",
+            "TAGS",
             "AGE"
         ],
         "{table}"
@@ -147,14 +148,16 @@ async fn happy_path(env: &Env, ns: &str, sim: &SimulatorHandle) {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
+    let target = format!("distribution/{HAPPY_DIST}");
     assert_eq!(
-        row[..5],
+        row[..6],
         [
             "website-release",
-            HAPPY_DIST,
+            target.as_str(),
             "Completed",
             record.id.as_str(),
-            "3"
+            "3",
+            "0"
         ],
         "{table}"
     );
@@ -512,20 +515,32 @@ async fn examples_reach_completed() {
         !examples.is_empty(),
         "no CloudFrontInvalidation manifest under examples/"
     );
-    let distributions: BTreeSet<String> = examples
-        .iter()
-        .map(|(_, d)| {
-            d["spec"]["distributionId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let ids = |field: &str| -> BTreeSet<String> {
+        examples
+            .iter()
+            .filter_map(|(_, d)| d["spec"][field].as_str().map(str::to_owned))
+            .collect()
+    };
+    let distributions = ids("distributionId");
+    let tenants = ids("distributionTenantId");
 
     let env = Env::start().await;
     let ns = env.namespace("examples").await;
-    let dists: Vec<&str> = distributions.iter().map(String::as_str).collect();
-    let sim = simulator(&dists, Duration::from_secs(1)).await;
+    let first = distributions
+        .iter()
+        .next()
+        .expect("an example names a distribution");
+    let mut sim = cloudfront_sim::Simulator::builder()
+        .distributions(distributions.iter().cloned())
+        .completion(cloudfront_sim::Completion::Fixed(Duration::from_secs(1)));
+    // Tenant examples: tenants of the first example distribution.
+    for tenant in &tenants {
+        sim = sim.tenant(tenant.clone(), first.clone());
+    }
+    let sim = sim
+        .start()
+        .await
+        .expect("cannot start the CloudFront simulator");
     let _op = Operator::start(&env, env.operator("examples", &sim, &ns)).await;
 
     let mut created = Vec::new();

@@ -734,7 +734,7 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
     for dist in DISTS {
         let mine: Vec<CloudFrontInvalidation> = done
             .iter()
-            .filter(|o| o.spec.distribution_id == dist)
+            .filter(|o| o.spec.distribution_id.as_deref() == Some(dist))
             .cloned()
             .collect();
         assert_one_invalidation_per_object(&sim, dist, &mine);

@@ -171,3 +171,175 @@ async fn oldest_first_within_a_namespace() {
             <= 15
     );
 }
+
+/// Issue 11 item 11: a queued object is woken when a slot frees, not by a fixed recheck. With
+/// the safety-net recheck an hour away, the 16th wildcard object still goes as soon as one of
+/// the first 15 completes.
+#[tokio::test]
+async fn a_freed_slot_wakes_a_queued_object() {
+    let env = Env::start().await;
+    let ns = env.namespace("wake").await;
+    let sim = simulator(&[DIST], Duration::from_secs(3)).await;
+    let _op = Operator::start(
+        &env,
+        env.operator("wake", &sim, &ns)
+            .arg("--aws-rate-limit=100")
+            .arg("--queue-recheck-interval=1h"),
+    )
+    .await;
+    let api = env.api(&ns);
+    let names: Vec<String> = (0..16).map(|i| format!("wake-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create(&api, &manifest(name, DIST, &[&format!("/w{i}/*")])).await;
+    }
+    // Generous for a loaded machine, and far below the hour of the recheck.
+    wait_all_completed(&api, &names, Duration::from_secs(120)).await;
+    let c = sim.counters();
+    assert_eq!(c.calls_total(Operation::CreateInvalidation), 16, "{c:#?}");
+    assert!(c.distribution(DIST).peak_in_progress_wildcard_paths <= 15);
+}
+
+/// Issue 11 item 12: an object-path request does not wait behind a wildcard request that
+/// cannot fit (the two quotas are independent), and the wildcard request keeps its turn.
+#[tokio::test]
+async fn an_object_path_request_does_not_wait_behind_a_wildcard_request() {
+    let env = Env::start().await;
+    let ns = env.namespace("lanes").await;
+    // Long enough that nothing completes during the test.
+    let sim = simulator(&[DIST], Duration::from_secs(600)).await;
+    let _op = Operator::start(
+        &env,
+        env.operator("lanes", &sim, &ns)
+            .arg("--aws-rate-limit=100")
+            .arg("--queue-recheck-interval=200ms"),
+    )
+    .await;
+    let api = env.api(&ns);
+    for i in 0..15 {
+        create(
+            &api,
+            &manifest(&format!("full-{i:02}"), DIST, &[&format!("/f{i}/*")]),
+        )
+        .await;
+    }
+    for i in 0..15 {
+        wait_submitted(&api, &format!("full-{i:02}"), Duration::from_secs(60)).await;
+    }
+    create(&api, &manifest("wild", DIST, &["/more/*"])).await;
+    wait_for(
+        "the wildcard request to be queued",
+        Duration::from_secs(30),
+        || async {
+            let obj = api.get("wild").await.map_err(|e| e.to_string())?;
+            match obj.phase() {
+                cfinv_api::crd::Phase::Queued => Ok(()),
+                p => Err(format!("phase {p}")),
+            }
+        },
+    )
+    .await;
+    // creationTimestamp has one-second resolution: make the object-path request unambiguously
+    // younger, so that only independent quotas (not a tie broken by uid) let it go first.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create(&api, &manifest("files", DIST, &["/index.html", "/app.js"])).await;
+    wait_submitted(&api, "files", Duration::from_secs(30)).await;
+    let wild = api.get("wild").await.unwrap();
+    assert_eq!(
+        wild.phase(),
+        cfinv_api::crd::Phase::Queued,
+        "{:?}",
+        wild.status
+    );
+    let c = sim.counters();
+    assert_eq!(
+        c.calls(
+            Operation::CreateInvalidation,
+            "TooManyInvalidationsInProgress"
+        ),
+        0
+    );
+    assert_eq!(c.calls_total(Operation::CreateInvalidation), 16, "{c:#?}");
+}
+
+/// Issue 11 item 13: invalidations that timed out on our side while CloudFront still runs
+/// them hold their slots, and a restarted operator counts them from status (it never saw them
+/// admitted): the next object waits without asking CloudFront, and goes once CloudFront has
+/// finished them.
+#[tokio::test]
+async fn timed_out_invalidations_still_running_hold_their_slots_across_a_restart() {
+    let env = Env::start().await;
+    let ns = env.namespace("held").await;
+    let sim = simulator(&[DIST], Duration::from_secs(600)).await;
+    let mut op = Operator::start(
+        &env,
+        env.operator("held", &sim, &ns)
+            .arg("--aws-rate-limit=100")
+            .arg("--queue-recheck-interval=200ms"),
+    )
+    .await;
+    let api = env.api(&ns);
+    let names: Vec<String> = (0..15).map(|i| format!("late-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create(&api, &manifest(name, DIST, &[&format!("/l{i}/*")])).await;
+    }
+    for name in &names {
+        wait_submitted(&api, name, Duration::from_secs(60)).await;
+    }
+    // As the state machine leaves a timed-out invalidation: Failed, CloudFront still running.
+    op.kill9().await;
+    for name in &names {
+        let status = serde_json::json!({"status": {
+            "phase": "Failed",
+            "cloudFrontStatus": "InProgress",
+            "completionTime": jiff::Timestamp::now().to_string(),
+            "message": "timed out (set by the test)"}});
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(status),
+        )
+        .await
+        .unwrap();
+    }
+    op.restart().await;
+    create(&api, &manifest("next", DIST, &["/next/*"])).await;
+    wait_for(
+        "the next object to be queued",
+        Duration::from_secs(30),
+        || async {
+            let obj = api.get("next").await.map_err(|e| e.to_string())?;
+            match obj.phase() {
+                cfinv_api::crd::Phase::Queued => Ok(()),
+                p => Err(format!("phase {p}")),
+            }
+        },
+    )
+    .await;
+    let c = sim.counters();
+    assert_eq!(
+        c.calls_total(Operation::CreateInvalidation),
+        15,
+        "the full quota was counted from status: no submission tried: {c:#?}"
+    );
+
+    // CloudFront finishes them, and the follow-up poll records it.
+    sim.complete_all_now();
+    for name in &names {
+        let status = serde_json::json!({"status": {"cloudFrontStatus": "Completed"}});
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(status),
+        )
+        .await
+        .unwrap();
+    }
+    wait_submitted(&api, "next", Duration::from_secs(30)).await;
+    assert_eq!(
+        sim.counters().calls(
+            Operation::CreateInvalidation,
+            "TooManyInvalidationsInProgress"
+        ),
+        0
+    );
+}

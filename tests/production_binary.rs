@@ -35,7 +35,7 @@ fn subcommands() -> BTreeSet<String> {
 
 #[test]
 fn the_binary_has_the_operator_and_the_cli_and_nothing_else() {
-    let expected: BTreeSet<String> = ["run", "crd", "invalidate", "list", "get", "help"]
+    let expected: BTreeSet<String> = ["run", "crd", "invalidate", "list", "get", "wait", "help"]
         .map(String::from)
         .into();
     assert_eq!(subcommands(), expected);

@@ -183,6 +183,7 @@ async fn start_operator(
         },
         queue_recheck: Duration::from_millis(500),
         follow_up: Duration::from_secs(10),
+        ttl_after_finished: None,
     };
     let ctx = Arc::new(
         Context::new(

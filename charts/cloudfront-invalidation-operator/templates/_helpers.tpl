@@ -62,3 +62,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "cfinv.leaseName" -}}
 {{- default (include "cfinv.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/* PromQL label matchers of this release's series: prometheusRule.selector, or what a ServiceMonitor gives them. */}}
+{{- define "cfinv.promSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (include "cfinv.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* The runbook of one alert: an anchor of docs/metrics.md (GitHub's anchor of the alert's heading). */}}
+{{- define "cfinv.runbookUrl" -}}
+{{- $base := .root.Values.prometheusRule.runbookBaseUrl | default (printf "%s/blob/main/docs/metrics.md" .root.Chart.Home) }}
+{{- printf "%s#%s" $base (lower .alert) }}
+{{- end }}

@@ -1,10 +1,11 @@
-//! The path engine: turns the paths a user wrote into the paths an invalidation request sends.
+//! The path engine: turns the items a user wrote into the items an invalidation request sends.
 //!
-//! Pure and free of I/O. [`normalize`] validates every path (reporting all problems at once),
-//! adds a missing leading `/`, URL-encodes exactly what CloudFront wants encoded, drops exact
-//! duplicates and drops paths already covered by a wildcard in the same request. Dropping never
-//! changes what gets invalidated, only what gets billed: a wildcard path counts as one path
-//! however many objects it evicts.
+//! An item is a path (`/index.html`, `/static/*`) or a cache tag (`#product:electronics`).
+//! Pure and free of I/O. [`normalize`] validates every item (reporting all problems at once),
+//! adds a missing leading `/` to paths, URL-encodes exactly what CloudFront wants encoded in
+//! paths, drops duplicates and drops paths already covered by a wildcard in the same request.
+//! Dropping never changes what gets invalidated, only what gets billed: a wildcard path counts
+//! as one path however many objects it evicts, and so does a tag.
 //!
 //! Rules follow the CloudFront Developer Guide, "Specifying the files to invalidate"
 //! (`Invalidation.md`, section `invalidation-specifying-objects`):
@@ -14,7 +15,19 @@
 //! - the maximum length of a path is 4,000 characters;
 //! - non-ASCII characters and the unsafe characters of RFC 1738 must be URL-encoded, and no
 //!   other character may be, "or CloudFront will not invalidate the old version".
+//!
+//! Tags follow "Invalidating content by cache tags" (`invalidation-by-tags.md`) and "What you
+//! need to know when invalidating tags" (`invalidation-specifying-tags.md`):
+//! - a tag item starts with `#`; the rest is the tag, sent exactly as written (never encoded,
+//!   never given a `/`: `/%23tag` would be a path that matches nothing, billed all the same);
+//! - ASCII visible characters 33-126 without commas, at most 256 characters;
+//! - case-insensitive (`#Product:Electronics` = `#product:electronics`): duplicates are
+//!   compared ignoring ASCII case and the first spelling is the one sent;
+//! - no `*` wildcard; each item matches one exact tag, so a wildcard path never covers a tag
+//!   and a tag never covers a path;
+//! - paths and tags may be mixed in one batch; each tag counts (and is billed) as one path.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -23,6 +36,12 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 /// Most paths CloudFront accepts in one `CreateInvalidation` request (over: `BatchTooLarge`).
 pub const MAX_PATHS: usize = 3000;
+
+/// Longest tag CloudFront accepts, in characters, not counting the leading `#`.
+pub const MAX_TAG_LEN: usize = 256;
+
+/// The character that makes an item a tag.
+pub const TAG_PREFIX: char = '#';
 
 /// Longest path CloudFront accepts, in characters, measured on the path as it is sent
 /// (after URL-encoding, so `é` counts as the six characters of `%C3%A9`).
@@ -89,10 +108,20 @@ impl NormalizedPaths {
         self.paths.iter().filter(|p| is_wildcard(p)).count()
     }
 
-    /// Submitted individual-object paths: these count against the limit of 3,000 object paths
-    /// in progress per distribution.
+    /// Submitted items that are not wildcard paths (object paths and tags): these count against
+    /// the limit of 3,000 paths in progress per distribution (see [`is_tag`] for why tags do).
     pub fn objects(&self) -> usize {
         self.billed() - self.wildcards()
+    }
+
+    /// Submitted tag items.
+    pub fn tags(&self) -> usize {
+        self.paths.iter().filter(|p| is_tag(p)).count()
+    }
+
+    /// Submitted path items (wildcard or not), i.e. everything but tags.
+    pub fn path_items(&self) -> usize {
+        self.billed() - self.tags()
     }
 }
 
@@ -101,16 +130,17 @@ impl NormalizedPaths {
 pub struct DroppedPath {
     /// The path as the user wrote it.
     pub input: String,
-    /// The path after normalization (leading `/`, URL-encoding).
+    /// The item after normalization (a path with its leading `/` and URL-encoding; a tag as
+    /// written). For a duplicate: the item sent in its place (a tag's first spelling).
     pub normalized: String,
     /// Why it is not submitted.
     pub reason: DropReason,
 }
 
-/// Why an input path is not submitted.
+/// Why an input item is not submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropReason {
-    /// An earlier input normalizes to the same path.
+    /// An earlier input normalizes to the same path, or is the same tag (ignoring case).
     Duplicate,
     /// The submitted wildcard path given here already invalidates it.
     CoveredBy(String),
@@ -119,7 +149,7 @@ pub enum DropReason {
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DropReason::Duplicate => f.write_str("duplicate of an earlier path"),
+            DropReason::Duplicate => f.write_str("duplicate of an earlier item"),
             DropReason::CoveredBy(wildcard) => write!(f, "covered by {wildcard:?}"),
         }
     }
@@ -140,6 +170,34 @@ pub enum PathError {
     /// `*` appears somewhere other than the last character. `path` is the input as written.
     #[error("spec.paths[{index}]: \"*\" is allowed only as the last character: {path:?}")]
     WildcardNotLast { index: usize, path: String },
+    /// A tag item (`#...`) with nothing after the `#`.
+    #[error("spec.paths[{index}]: a tag item needs a tag after \"#\" (rule: tag-not-empty)")]
+    EmptyTag { index: usize },
+    /// A tag longer than [`MAX_TAG_LEN`] characters.
+    #[error(
+        "spec.paths[{index}]: a tag may be at most {max} characters after \"#\", this one is {len} (rule: tag-length): {preview}",
+        max = MAX_TAG_LEN,
+        preview = preview(.tag)
+    )]
+    TagTooLong {
+        index: usize,
+        tag: String,
+        len: usize,
+    },
+    /// A `*` in a tag item: tags match exactly, CloudFront has no tag wildcard.
+    #[error(
+        "spec.paths[{index}]: a tag item cannot contain the \"*\" wildcard, tags match exactly (rule: tag-no-wildcard): {tag:?}"
+    )]
+    TagWildcard { index: usize, tag: String },
+    /// A character outside ASCII 33-126, or a comma, in a tag.
+    #[error(
+        "spec.paths[{index}]: a tag may contain only visible ASCII characters (33-126) and no comma, found {found:?} (rule: tag-characters): {tag:?}"
+    )]
+    TagCharacter {
+        index: usize,
+        tag: String,
+        found: char,
+    },
     /// The path is longer than [`MAX_PATH_LEN`] once encoded. `path` is the encoded path.
     #[error(
         "spec.paths[{index}]: a path may be at most {max} characters after URL-encoding, this one is {encoded_len}: {preview}",
@@ -180,9 +238,22 @@ fn preview(path: &str) -> String {
     }
 }
 
-/// Whether `path` is a wildcard path (ends with `*`, the only place a `*` may be).
-pub fn is_wildcard(path: &str) -> bool {
-    path.ends_with('*')
+/// Whether `item` is a wildcard path (ends with `*`, the only place a `*` may be; tags have
+/// no wildcard).
+pub fn is_wildcard(item: &str) -> bool {
+    !is_tag(item) && item.ends_with('*')
+}
+
+/// Whether `item` is a cache tag item (starts with `#`), as CloudFront reads `Paths.Items`.
+///
+/// For the in-progress quota a tag counts as one path: the developer guide says tag items
+/// "count toward the same concurrent invalidation limits as path items. Each tag item counts as
+/// one invalidation path". It does not name which of the two limits; the wildcard limit is
+/// defined by the `*` character, which a tag cannot contain, so tags are counted with the 3,000
+/// individual paths (counting them as wildcards would refuse requests of 16 or more tags that
+/// CloudFront accepts).
+pub fn is_tag(item: &str) -> bool {
+    item.starts_with(TAG_PREFIX)
 }
 
 /// Whether the wildcard path `wildcard` invalidates everything `path` invalidates, `path`
@@ -194,6 +265,9 @@ pub fn is_wildcard(path: &str) -> bool {
 /// Comparison is byte for byte: case is significant, and `%7e` is not treated as `%7E`
 /// (when unsure, keep both: invalidating too much costs a path, too little serves stale data).
 pub fn covers(wildcard: &str, path: &str) -> bool {
+    if is_tag(wildcard) || is_tag(path) {
+        return false;
+    }
     match wildcard.strip_suffix('*') {
         Some(prefix) => wildcard != path && path.starts_with(prefix),
         None => false,
@@ -229,11 +303,49 @@ fn is_escape(bytes: &[u8]) -> bool {
     matches!(bytes, [b'%', hi, lo, ..] if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit())
 }
 
-/// Checks one input path and returns it as it will be sent, pushing every broken rule.
+/// Checks one tag item: sent exactly as written when valid.
+fn check_tag(index: usize, input: &str, errors: &mut Vec<PathError>) -> Option<String> {
+    let tag = &input[TAG_PREFIX.len_utf8()..];
+    if tag.is_empty() {
+        errors.push(PathError::EmptyTag { index });
+        return None;
+    }
+    let before = errors.len();
+    let len = tag.chars().count();
+    if len > MAX_TAG_LEN {
+        errors.push(PathError::TagTooLong {
+            index,
+            tag: input.to_owned(),
+            len,
+        });
+    }
+    if tag.contains('*') {
+        errors.push(PathError::TagWildcard {
+            index,
+            tag: input.to_owned(),
+        });
+    }
+    if let Some(found) = tag
+        .chars()
+        .find(|&c| c != '*' && (!matches!(c, '!'..='~') || c == ','))
+    {
+        errors.push(PathError::TagCharacter {
+            index,
+            tag: input.to_owned(),
+            found,
+        });
+    }
+    (errors.len() == before).then(|| input.to_owned())
+}
+
+/// Checks one input item and returns it as it will be sent, pushing every broken rule.
 fn normalize_one(index: usize, input: &str, errors: &mut Vec<PathError>) -> Option<String> {
     if input.is_empty() {
         errors.push(PathError::EmptyPath { index });
         return None;
+    }
+    if is_tag(input) {
+        return check_tag(index, input, errors);
     }
     let mut ok = true;
     if input.find('*').is_some_and(|at| at != input.len() - 1) {
@@ -259,17 +371,21 @@ fn normalize_one(index: usize, input: &str, errors: &mut Vec<PathError>) -> Opti
     ok.then_some(normalized)
 }
 
-/// Validates, normalizes, deduplicates and prunes a request's paths.
+/// Validates, normalizes, deduplicates and prunes a request's items (paths and tags).
 ///
-/// Each path gets a leading `/` if it lacks one and is URL-encoded with [`encode`]. Errors:
-/// an empty list, more than [`MAX_PATHS`] inputs, an empty path, a `*` before the last
-/// character, a path longer than [`MAX_PATH_LEN`] once encoded; all of them are reported.
+/// Each path gets a leading `/` if it lacks one and is URL-encoded with [`encode`]; a tag
+/// (see [`is_tag`]) is kept exactly as written. Errors: an empty list, more than [`MAX_PATHS`]
+/// inputs, an empty path, a `*` before the last character, a path longer than
+/// [`MAX_PATH_LEN`] once encoded, a tag that is empty, longer than [`MAX_TAG_LEN`], has a `*`,
+/// a comma or a character outside ASCII 33-126; all of them are reported.
 ///
-/// Then, in first-seen order: a path equal (after normalization) to an earlier one is dropped
-/// as [`DropReason::Duplicate`]; a path covered by a wildcard path of the same request
-/// (see [`covers`]) is dropped as [`DropReason::CoveredBy`] naming a submitted wildcard.
-/// Every input stays invalidated: each is submitted, equal to a submitted path, or covered by
-/// a submitted wildcard. No submitted path covers another.
+/// Then, in first-seen order: a path equal (after normalization) to an earlier one, or a tag
+/// equal to an earlier tag ignoring ASCII case, is dropped as [`DropReason::Duplicate`] (the
+/// first spelling is sent); a path covered by a wildcard path of the same request
+/// (see [`covers`]) is dropped as [`DropReason::CoveredBy`] naming a submitted wildcard. Tags
+/// are never covered and cover nothing. Every input stays invalidated: each is submitted,
+/// equal to a submitted item, or covered by a submitted wildcard. No submitted path covers
+/// another.
 pub fn normalize<S: AsRef<str>>(input: &[S]) -> Result<NormalizedPaths, PathErrors> {
     if input.is_empty() {
         return Err(PathErrors(vec![PathError::NoPaths]));
@@ -288,40 +404,55 @@ pub fn normalize<S: AsRef<str>>(input: &[S]) -> Result<NormalizedPaths, PathErro
     }
     let normalized: Vec<String> = normalized.into_iter().flatten().collect();
 
-    // Exact duplicates: the first occurrence stands for all.
+    // Duplicates: the first occurrence stands for all. Paths compare exactly (case matters),
+    // tags ignoring ASCII case (a tag is ASCII only); a path never equals a tag (`#` vs `/`).
+    let keys: Vec<Cow<'_, str>> = normalized
+        .iter()
+        .map(|item| {
+            if is_tag(item) {
+                Cow::Owned(item.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(item.as_str())
+            }
+        })
+        .collect();
     let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(normalized.len());
-    let mut is_duplicate = vec![false; normalized.len()];
-    for (index, path) in normalized.iter().enumerate() {
-        match first_seen.entry(path) {
-            Entry::Occupied(_) => is_duplicate[index] = true,
+    let mut first_of = vec![None; normalized.len()];
+    for (index, key) in keys.iter().enumerate() {
+        match first_seen.entry(key.as_ref()) {
+            Entry::Occupied(first) => first_of[index] = Some(*first.get()),
             Entry::Vacant(slot) => {
                 slot.insert(index);
             }
         }
     }
 
+    // Only paths take part in coverage: a tag neither covers nor is covered.
     let coverage = Coverage::new(
         normalized
             .iter()
-            .zip(&is_duplicate)
-            .filter(|(_, dup)| !**dup)
+            .zip(&first_of)
+            .filter(|(item, first)| first.is_none() && !is_tag(item))
             .map(|(path, _)| path.as_str()),
     );
 
     let mut paths = Vec::new();
     let mut dropped = Vec::new();
-    for ((raw, path), duplicate) in input.iter().zip(&normalized).zip(is_duplicate) {
-        let reason = if duplicate {
-            DropReason::Duplicate
-        } else if let Some(wildcard) = coverage.covering_wildcard(path) {
-            DropReason::CoveredBy(wildcard)
+    for ((raw, item), first) in input.iter().zip(&normalized).zip(&first_of) {
+        let (reason, sent_as) = if let Some(first) = first {
+            (DropReason::Duplicate, &normalized[*first])
+        } else if let Some(wildcard) = (!is_tag(item))
+            .then(|| coverage.covering_wildcard(item))
+            .flatten()
+        {
+            (DropReason::CoveredBy(wildcard), item)
         } else {
-            paths.push(path.clone());
+            paths.push(item.clone());
             continue;
         };
         dropped.push(DroppedPath {
             input: raw.as_ref().to_owned(),
-            normalized: path.clone(),
+            normalized: sent_as.clone(),
             reason,
         });
     }

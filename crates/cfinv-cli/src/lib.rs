@@ -1,4 +1,5 @@
-//! The one-shot command line: `invalidate`, `list` and `get` for pipelines without a cluster.
+//! The one-shot command line: `invalidate`, `list` and `get` for pipelines without a cluster, and
+//! `wait` for pipelines (and Helm hook Jobs) that wait for CloudFrontInvalidations in one.
 //!
 //! The same engine as the operator: [`cfinv_api::paths::normalize`] for the paths,
 //! [`cfinv_cloudfront::classify`] for every CloudFront error, and
@@ -16,6 +17,7 @@ mod list;
 mod manifest;
 mod output;
 mod progress;
+mod wait;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ pub use cost::{
 pub use invalidate::{InvalidateArgs, invalidate};
 pub use list::{GetArgs, ListArgs, get, list};
 pub use output::OutputFormat;
+pub use wait::{WaitArgs, wait};
 
 /// How a command ended: the process exit code. Documented in `docs/cli.md`; `2` is clap's
 /// usage error (unknown flag, missing required flag), which never reaches these functions.
@@ -188,6 +191,23 @@ pub fn validate_distribution_id(id: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Checks a distribution tenant id as the CRD does (`^dt_[0-9A-Za-z]+$`, at most 128
+/// characters).
+pub fn validate_distribution_tenant_id(id: &str) -> Result<(), InputError> {
+    let rest = id.strip_prefix("dt_").unwrap_or_default();
+    if id.len() > MAX_DISTRIBUTION_ID_LEN
+        || rest.is_empty()
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(InputError::new(format!(
+            "distribution tenant id {id:?} is not valid: CloudFront tenant ids are dt_ followed by \
+             letters and digits (at most {MAX_DISTRIBUTION_ID_LEN} characters), e.g. \
+             dt_2yMvQgam3QkJo2z54FDl91dk1AB"
+        )));
+    }
+    Ok(())
+}
+
 /// How long a single call may take past the deadline, so the last attempt at the deadline can
 /// still be answered.
 const CALL_GRACE: Duration = Duration::from_secs(5);
@@ -276,5 +296,9 @@ mod tests {
         assert!(validate_distribution_id(" E2").is_err());
         assert!(validate_distribution_id(&"E".repeat(129)).is_err());
         assert!(validate_distribution_id(&"E".repeat(128)).is_ok());
+        assert!(validate_distribution_tenant_id("dt_2yMvQgam3QkJo2z54FDl91dk1AB").is_ok());
+        for bad in ["dt_", "E2QWRUHAPOMQZL", "dt-abc", "dt_a/b"] {
+            assert!(validate_distribution_tenant_id(bad).is_err(), "{bad}");
+        }
     }
 }

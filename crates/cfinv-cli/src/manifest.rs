@@ -12,15 +12,16 @@ use kube::Resource;
 use serde::Deserialize;
 use serde_norway::Value;
 
-use super::{InputError, validate_distribution_id};
+use super::{InputError, validate_distribution_id, validate_distribution_tenant_id};
 use cfinv_api::crd::{
     CloudFrontInvalidation, CloudFrontInvalidationSpec, MAX_CALLER_REFERENCE_LEN,
-    MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, Target,
 };
 
 /// The fields of `spec`; anything else is a typo the API server would reject.
-const SPEC_FIELDS: [&str; 4] = [
+const SPEC_FIELDS: [&str; 5] = [
     "distributionId",
+    "distributionTenantId",
     "paths",
     "callerReference",
     "timeoutSeconds",
@@ -31,7 +32,8 @@ const SPEC_FIELDS: [&str; 4] = [
 pub struct ManifestRequest {
     /// `metadata.name`, for messages.
     pub name: Option<String>,
-    pub distribution_id: String,
+    /// The distribution or distribution tenant (exactly one of the two ids).
+    pub target: Target,
     /// The paths as written (normalized later, like the operator does).
     pub paths: Vec<String>,
     pub caller_reference: Option<String>,
@@ -122,8 +124,14 @@ pub fn parse(text: &str, source: &str) -> Result<ManifestRequest, InputError> {
     let spec: CloudFrontInvalidationSpec =
         serde_norway::from_value(spec_value).map_err(|e| at(format!("spec: {e}")))?;
 
-    validate_distribution_id(&spec.distribution_id)
-        .map_err(|e| at(format!("spec.distributionId: {e}")))?;
+    let target = spec.target().map_err(|e| at(e.to_string()))?;
+    match &target {
+        Target::Distribution(id) => {
+            validate_distribution_id(id).map_err(|e| at(format!("spec.distributionId: {e}")))?
+        }
+        Target::Tenant(id) => validate_distribution_tenant_id(id)
+            .map_err(|e| at(format!("spec.distributionTenantId: {e}")))?,
+    }
     if let Some(reference) = &spec.caller_reference {
         validate_caller_reference(reference)
             .map_err(|e| at(format!("spec.callerReference: {e}")))?;
@@ -136,7 +144,7 @@ pub fn parse(text: &str, source: &str) -> Result<ManifestRequest, InputError> {
     }
     Ok(ManifestRequest {
         name,
-        distribution_id: spec.distribution_id,
+        target,
         paths: spec.paths.into_iter().map(|p| p.0).collect(),
         caller_reference: spec.caller_reference,
         timeout: Duration::from_secs(spec.timeout_seconds.into()),

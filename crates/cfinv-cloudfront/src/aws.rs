@@ -108,21 +108,11 @@ impl CloudFront for AwsCloudFront {
         &self,
         request: &CreateInvalidation,
     ) -> Result<Invalidation, CloudFrontError> {
-        let paths = Paths::builder()
-            .quantity(request.paths.len() as i32)
-            .set_items(Some(request.paths.clone()))
-            .build()
-            .map_err(|e| CloudFrontError::other(e.to_string()))?;
-        let batch = InvalidationBatch::builder()
-            .paths(paths)
-            .caller_reference(&request.caller_reference)
-            .build()
-            .map_err(|e| CloudFrontError::other(e.to_string()))?;
         let out = self
             .client
             .create_invalidation()
             .distribution_id(&request.distribution_id)
-            .invalidation_batch(batch)
+            .invalidation_batch(batch(request)?)
             .send()
             .await
             .map_err(convert)?;
@@ -164,8 +154,86 @@ impl CloudFront for AwsCloudFront {
             .send()
             .await
             .map_err(convert)?;
-        let Some(list) = out.invalidation_list else {
-            return Ok(InvalidationPage::default());
+        Ok(page(out.invalidation_list))
+    }
+
+    async fn create_invalidation_for_distribution_tenant(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let out = self
+            .client
+            .create_invalidation_for_distribution_tenant()
+            .id(&request.distribution_id)
+            .invalidation_batch(batch(request)?)
+            .send()
+            .await
+            .map_err(convert)?;
+        out.invalidation.map(from_sdk).ok_or_else(|| {
+            CloudFrontError::other(
+                "CreateInvalidationForDistributionTenant answered without an Invalidation",
+            )
+        })
+    }
+
+    async fn get_invalidation_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let out = self
+            .client
+            .get_invalidation_for_distribution_tenant()
+            .distribution_tenant_id(tenant_id)
+            .id(id)
+            .send()
+            .await
+            .map_err(convert)?;
+        out.invalidation.map(from_sdk).ok_or_else(|| {
+            CloudFrontError::other(
+                "GetInvalidationForDistributionTenant answered without an Invalidation",
+            )
+        })
+    }
+
+    async fn list_invalidations_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        let out = self
+            .client
+            .list_invalidations_for_distribution_tenant()
+            .id(tenant_id)
+            .set_marker(marker.map(str::to_owned))
+            .set_max_items(max_items)
+            .send()
+            .await
+            .map_err(convert)?;
+        Ok(page(out.invalidation_list))
+    }
+}
+
+/// The `InvalidationBatch` of a request (the same shape for distributions and tenants).
+fn batch(request: &CreateInvalidation) -> Result<InvalidationBatch, CloudFrontError> {
+    let paths = Paths::builder()
+        .quantity(request.paths.len() as i32)
+        .set_items(Some(request.paths.clone()))
+        .build()
+        .map_err(|e| CloudFrontError::other(e.to_string()))?;
+    InvalidationBatch::builder()
+        .paths(paths)
+        .caller_reference(&request.caller_reference)
+        .build()
+        .map_err(|e| CloudFrontError::other(e.to_string()))
+}
+
+/// One page of either List operation.
+fn page(list: Option<aws_sdk_cloudfront::types::InvalidationList>) -> InvalidationPage {
+    {
+        let Some(list) = list else {
+            return InvalidationPage::default();
         };
         let items = list
             .items
@@ -182,7 +250,7 @@ impl CloudFront for AwsCloudFront {
         } else {
             None
         };
-        Ok(InvalidationPage { items, next_marker })
+        InvalidationPage { items, next_marker }
     }
 }
 

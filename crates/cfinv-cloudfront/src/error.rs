@@ -95,6 +95,11 @@ pub enum FailureReason {
     BatchTooLarge,
     /// The distribution does not exist (in the account the operator's credentials belong to).
     DistributionNotFound,
+    /// The distribution tenant does not exist (CloudFront's `EntityNotFound`).
+    DistributionTenantNotFound,
+    /// The spec sets both `distributionId` and `distributionTenantId`, or neither (servers
+    /// without CEL admit it).
+    InvalidTarget,
     /// The invalidation id in the status is unknown to CloudFront.
     InvalidationNotFound,
     /// IAM denies the call.
@@ -115,11 +120,30 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    /// Every reason, e.g. to export each failure counter at 0 from the start.
+    pub const ALL: [FailureReason; 13] = [
+        Self::InvalidPaths,
+        Self::BatchTooLarge,
+        Self::DistributionNotFound,
+        Self::DistributionTenantNotFound,
+        Self::InvalidTarget,
+        Self::InvalidationNotFound,
+        Self::AccessDenied,
+        Self::CallerReferenceConflict,
+        Self::ExceedsQuota,
+        Self::InvalidRequest,
+        Self::Timeout,
+        Self::NotAllowed,
+        Self::UnexpectedError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidPaths => "InvalidPaths",
             Self::BatchTooLarge => "BatchTooLarge",
             Self::DistributionNotFound => "DistributionNotFound",
+            Self::DistributionTenantNotFound => "DistributionTenantNotFound",
+            Self::InvalidTarget => "InvalidTarget",
             Self::InvalidationNotFound => "InvalidationNotFound",
             Self::AccessDenied => "AccessDenied",
             Self::CallerReferenceConflict => "CallerReferenceConflict",
@@ -150,7 +174,8 @@ pub enum Disposition {
 }
 
 /// The table: CloudFront error code → what the operator does. Codes from the SDK's error models
-/// for CreateInvalidation/GetInvalidation/ListInvalidations plus the common AWS errors.
+/// for CreateInvalidation/GetInvalidation/ListInvalidations and their `ForDistributionTenant`
+/// twins, plus the common AWS errors.
 pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     (
         "AccessDenied",
@@ -159,6 +184,10 @@ pub const ERROR_TABLE: &[(&str, Disposition)] = &[
     (
         "NoSuchDistribution",
         Disposition::Fail(FailureReason::DistributionNotFound),
+    ),
+    (
+        "EntityNotFound",
+        Disposition::Fail(FailureReason::DistributionTenantNotFound),
     ),
     (
         "NoSuchInvalidation",
@@ -261,6 +290,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_holds_every_reason_once() {
+        // No wildcard arm: a new variant stops this from compiling until it is in ALL too.
+        let position = |r: FailureReason| match r {
+            FailureReason::InvalidPaths => 0,
+            FailureReason::BatchTooLarge => 1,
+            FailureReason::DistributionNotFound => 2,
+            FailureReason::DistributionTenantNotFound => 3,
+            FailureReason::InvalidTarget => 4,
+            FailureReason::InvalidationNotFound => 5,
+            FailureReason::AccessDenied => 6,
+            FailureReason::CallerReferenceConflict => 7,
+            FailureReason::ExceedsQuota => 8,
+            FailureReason::InvalidRequest => 9,
+            FailureReason::Timeout => 10,
+            FailureReason::NotAllowed => 11,
+            FailureReason::UnexpectedError => 12,
+        };
+        for (i, r) in FailureReason::ALL.into_iter().enumerate() {
+            assert_eq!(position(r), i, "{r} is out of place in FailureReason::ALL");
+        }
+    }
+
+    #[test]
     fn table_codes_are_unique() {
         let mut codes: Vec<_> = ERROR_TABLE.iter().map(|(c, _)| *c).collect();
         codes.sort_unstable();
@@ -304,6 +356,15 @@ mod tests {
         assert_eq!(
             classify(&CloudFrontError::service("Weird", "x", 400)),
             Disposition::Fail(FailureReason::UnexpectedError)
+        );
+    }
+
+    #[test]
+    fn unknown_tenant_fails_for_good() {
+        let err = CloudFrontError::service("EntityNotFound", "The entity was not found.", 404);
+        assert_eq!(
+            classify(&err),
+            Disposition::Fail(FailureReason::DistributionTenantNotFound)
         );
     }
 

@@ -22,6 +22,8 @@ pub use rate_limit::RateLimited;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use cfinv_api::crd::Target;
+
 /// CloudFront's status of an invalidation. Anything but `Completed` means "still working".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InvalidationStatus {
@@ -48,7 +50,8 @@ impl InvalidationStatus {
     }
 }
 
-/// One `CreateInvalidation` request.
+/// One `CreateInvalidation` request, or one `CreateInvalidationForDistributionTenant`
+/// request (then `distribution_id` holds the tenant id: the two share the batch shape).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateInvalidation {
     pub distribution_id: String,
@@ -82,7 +85,9 @@ pub struct InvalidationPage {
     pub next_marker: Option<String>,
 }
 
-/// The CloudFront operations the operator and the CLI use.
+/// The CloudFront operations the operator and the CLI use. The `_for_distribution_tenant`
+/// operations are the same lifecycle on one tenant of a multi-tenant distribution; callers that
+/// hold a [`Target`] use the `*_for` methods of `dyn CloudFront`, which pick the operation.
 #[async_trait]
 pub trait CloudFront: Send + Sync {
     async fn create_invalidation(
@@ -102,6 +107,100 @@ pub trait CloudFront: Send + Sync {
         marker: Option<&str>,
         max_items: Option<i32>,
     ) -> Result<InvalidationPage, CloudFrontError>;
+
+    /// `CreateInvalidationForDistributionTenant`; `request.distribution_id` is the tenant id.
+    async fn create_invalidation_for_distribution_tenant(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError>;
+
+    async fn get_invalidation_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError>;
+
+    async fn list_invalidations_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError>;
+}
+
+impl dyn CloudFront + '_ {
+    /// Create an invalidation on `target` (a distribution or a tenant).
+    pub async fn create_for(
+        &self,
+        target: &Target,
+        caller_reference: &str,
+        paths: &[String],
+    ) -> Result<Invalidation, CloudFrontError> {
+        let request = CreateInvalidation {
+            distribution_id: target.id().to_owned(),
+            caller_reference: caller_reference.to_owned(),
+            paths: paths.to_vec(),
+        };
+        match target {
+            Target::Distribution(_) => self.create_invalidation(&request).await,
+            Target::Tenant(_) => {
+                self.create_invalidation_for_distribution_tenant(&request)
+                    .await
+            }
+        }
+    }
+
+    /// Get invalidation `id` of `target`.
+    pub async fn get_for(
+        &self,
+        target: &Target,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        match target {
+            Target::Distribution(d) => self.get_invalidation(d, id).await,
+            Target::Tenant(t) => self.get_invalidation_for_distribution_tenant(t, id).await,
+        }
+    }
+
+    /// One page of `target`'s invalidations, newest first.
+    pub async fn list_for(
+        &self,
+        target: &Target,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        match target {
+            Target::Distribution(d) => self.list_invalidations(d, marker, max_items).await,
+            Target::Tenant(t) => {
+                self.list_invalidations_for_distribution_tenant(t, marker, max_items)
+                    .await
+            }
+        }
+    }
+}
+
+/// The operation that creates an invalidation on `target`, for messages and call counts.
+pub fn create_operation(target: &Target) -> Operation {
+    match target {
+        Target::Distribution(_) => Operation::CreateInvalidation,
+        Target::Tenant(_) => Operation::CreateInvalidationForDistributionTenant,
+    }
+}
+
+/// The operation that reads one invalidation of `target`.
+pub fn get_operation(target: &Target) -> Operation {
+    match target {
+        Target::Distribution(_) => Operation::GetInvalidation,
+        Target::Tenant(_) => Operation::GetInvalidationForDistributionTenant,
+    }
+}
+
+/// The operation that lists `target`'s invalidations.
+pub fn list_operation(target: &Target) -> Operation {
+    match target {
+        Target::Distribution(_) => Operation::ListInvalidations,
+        Target::Tenant(_) => Operation::ListInvalidationsForDistributionTenant,
+    }
 }
 
 /// The operation names used in logs, metrics and call counters.
@@ -110,6 +209,9 @@ pub enum Operation {
     CreateInvalidation,
     GetInvalidation,
     ListInvalidations,
+    CreateInvalidationForDistributionTenant,
+    GetInvalidationForDistributionTenant,
+    ListInvalidationsForDistributionTenant,
 }
 
 impl Operation {
@@ -118,6 +220,21 @@ impl Operation {
             Operation::CreateInvalidation => "CreateInvalidation",
             Operation::GetInvalidation => "GetInvalidation",
             Operation::ListInvalidations => "ListInvalidations",
+            Operation::CreateInvalidationForDistributionTenant => {
+                "CreateInvalidationForDistributionTenant"
+            }
+            Operation::GetInvalidationForDistributionTenant => {
+                "GetInvalidationForDistributionTenant"
+            }
+            Operation::ListInvalidationsForDistributionTenant => {
+                "ListInvalidationsForDistributionTenant"
+            }
         }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

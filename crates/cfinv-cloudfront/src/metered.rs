@@ -131,4 +131,43 @@ impl<C: CloudFront> CloudFront for Metered<C> {
         self.observe(Operation::ListInvalidations, &r);
         r
     }
+
+    async fn create_invalidation_for_distribution_tenant(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let r = self
+            .inner
+            .create_invalidation_for_distribution_tenant(request)
+            .await;
+        self.observe(Operation::CreateInvalidationForDistributionTenant, &r);
+        r
+    }
+
+    async fn get_invalidation_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let r = self
+            .inner
+            .get_invalidation_for_distribution_tenant(tenant_id, id)
+            .await;
+        self.observe(Operation::GetInvalidationForDistributionTenant, &r);
+        r
+    }
+
+    async fn list_invalidations_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        let r = self
+            .inner
+            .list_invalidations_for_distribution_tenant(tenant_id, marker, max_items)
+            .await;
+        self.observe(Operation::ListInvalidationsForDistributionTenant, &r);
+        r
+    }
 }

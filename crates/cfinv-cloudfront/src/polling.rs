@@ -21,13 +21,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{CloudFront, CloudFrontError};
+use crate::{CloudFront, CloudFrontError, Target};
 
 /// Log-normal prior for a distribution never seen before (median: `PollSettings::prior_median`).
 pub const DEFAULT_PRIOR_MEDIAN: Duration = Duration::from_secs(45);
 /// Spread of the prior: wide on purpose, so a service twice as slow or fast as the prior's
 /// median is still inside its window.
 pub const PRIOR_SIGMA: f64 = 0.8;
+/// Prior median for tag-only invalidations. AWS states tag invalidations complete "in under 25
+/// seconds at P95" (What's New, 2026-04-29); with the prior's sigma the 95th percentile is
+/// 3.7 times the median, so 7 s puts it at 26 s.
+pub const TAG_PRIOR_MEDIAN: Duration = Duration::from_secs(7);
 /// The prior counts as this many observations; real ones take over after a handful.
 const PRIOR_WEIGHT: f64 = 1.0;
 /// Observations fade so that the newest ~20 carry the estimate: a service that slows down (or
@@ -37,14 +41,6 @@ const MEMORY: f64 = 20.0;
 const Z_EARLY: f64 = -1.644_853_626_951_472_2;
 /// z-score of the 99th percentile: past it, back off.
 const Z_LATE: f64 = 2.326_347_874_040_840_8;
-
-/// What an invalidation asks CloudFront to drop: they may complete at different speeds, so each
-/// kind learns on its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Object paths and wildcards (`Paths`).
-    Paths,
-}
 
 /// Exponentially weighted mean and spread of log completion times (weighted Welford).
 #[derive(Clone, Copy, Debug, Default)]
@@ -110,6 +106,27 @@ impl Window {
     }
 }
 
+/// What an invalidation carries, as far as its completion time goes: tag-only invalidations
+/// complete far faster than those with paths, so each kind has its own prior and history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// At least one path (alone or mixed with tags: the paths set the pace).
+    Paths,
+    /// Cache tags only.
+    TagsOnly,
+}
+
+impl Kind {
+    /// The kind of a batch of items as sent.
+    pub fn of<S: AsRef<str>>(items: &[S]) -> Self {
+        if !items.is_empty() && items.iter().all(|i| cfinv_api::paths::is_tag(i.as_ref())) {
+            Kind::TagsOnly
+        } else {
+            Kind::Paths
+        }
+    }
+}
+
 impl CompletionModel {
     pub fn new(prior_median: Duration) -> Self {
         Self {
@@ -138,8 +155,13 @@ impl CompletionModel {
 
     /// The prior blended with what was seen (a normal model of log-times with the prior as
     /// `PRIOR_WEIGHT` pseudo-observations), widened for the uncertainty of the estimate itself.
+    /// Each kind starts from its own prior.
     pub fn window_kind(&self, distribution: &str, kind: Kind) -> Window {
-        let prior_mu = self.prior_median.as_secs_f64().max(0.001).ln();
+        let prior_median = match kind {
+            Kind::Paths => self.prior_median,
+            Kind::TagsOnly => TAG_PRIOR_MEDIAN.min(self.prior_median),
+        };
+        let prior_mu = prior_median.as_secs_f64().max(0.001).ln();
         let seen = self
             .seen
             .lock()
@@ -357,12 +379,20 @@ pub struct StatusBoard {
 struct Board {
     fetched: Option<Instant>,
     completed: HashMap<String, bool>,
+    /// Ids a fresh, full page did not contain: older than the newest 100. An id only moves
+    /// down the list, so these are asked with GetInvalidation from then on, never by listing
+    /// again (when they were seen missing, to forget them eventually).
+    off_page: HashMap<String, Instant>,
 }
+
+/// How long an id is remembered as off the newest page (longer than any object's timeout).
+const OFF_PAGE_MEMORY: Duration = Duration::from_secs(2 * 3600);
 
 impl StatusBoard {
     /// Whether invalidation `id` is completed, from a ListInvalidations of its distribution no
-    /// older than `max_age`. `Ok(None)`: not on the newest page (more than 100 newer ones),
-    /// ask GetInvalidation instead.
+    /// older than `max_age`. `Ok(None)`: not on the newest page (more than 100 newer ones):
+    /// ask GetInvalidation instead, on the object's own schedule. Such an id costs one extra
+    /// List once, never a List on every poll.
     pub async fn completed(
         &self,
         cloudfront: &dyn CloudFront,
@@ -370,38 +400,76 @@ impl StatusBoard {
         id: &str,
         max_age: Duration,
     ) -> Result<Option<bool>, CloudFrontError> {
+        let target = Target::Distribution(distribution.to_owned());
+        self.completed_for(cloudfront, &target, id, max_age).await
+    }
+
+    /// [`completed`](Self::completed) for a distribution or a tenant: a tenant's board is
+    /// filled by ListInvalidationsForDistributionTenant.
+    pub async fn completed_for(
+        &self,
+        cloudfront: &dyn CloudFront,
+        target: &Target,
+        id: &str,
+        max_age: Duration,
+    ) -> Result<Option<bool>, CloudFrontError> {
         let board = self
             .boards
             .lock()
             .expect("boards lock")
-            .entry(distribution.to_owned())
+            .entry(Self::key(target))
             .or_default()
             .clone();
         // One refresh at a time per distribution: concurrent reconciles wait and share it.
         let mut board = board.lock().await;
+        if board.off_page.contains_key(id) {
+            return Ok(None);
+        }
         let fresh = board.fetched.is_some_and(|t| t.elapsed() < max_age);
         if !fresh || !board.completed.contains_key(id) {
-            let page = cloudfront
-                .list_invalidations(distribution, None, Some(100))
-                .await?;
+            let page = cloudfront.list_for(target, None, Some(100)).await?;
+            let full = page.next_marker.is_some();
             board.completed = page
                 .items
                 .into_iter()
                 .map(|s| (s.id, s.status.is_completed()))
                 .collect();
-            board.fetched = Some(Instant::now());
+            let now = Instant::now();
+            board.fetched = Some(now);
+            board
+                .off_page
+                .retain(|_, seen| now.duration_since(*seen) < OFF_PAGE_MEMORY);
+            if full && !board.completed.contains_key(id) {
+                board.off_page.insert(id.to_owned(), now);
+            }
         }
         Ok(board.completed.get(id).copied())
     }
 
     /// Forget a distribution with nothing in flight, so the map does not grow forever.
     pub fn forget(&self, distribution: &str) {
+        self.forget_target(&Target::Distribution(distribution.to_owned()));
+    }
+
+    /// [`forget`](Self::forget) for a distribution or a tenant.
+    pub fn forget_target(&self, target: &Target) {
         self.boards
             .lock()
             .expect("boards lock")
-            .remove(distribution);
+            .remove(&Self::key(target));
+    }
+
+    /// Distribution ids and tenant ids never collide (`dt_` and a lowercase letter), but the
+    /// key says which is which all the same.
+    fn key(target: &Target) -> String {
+        match target {
+            Target::Distribution(id) => id.clone(),
+            Target::Tenant(id) => format!("tenant/{id}"),
+        }
     }
 }
 
+#[cfg(test)]
+mod board_tests;
 #[cfg(test)]
 mod tests;

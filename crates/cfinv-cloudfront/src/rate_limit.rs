@@ -53,4 +53,37 @@ impl<C: CloudFront> CloudFront for RateLimited<C> {
             .list_invalidations(distribution_id, marker, max_items)
             .await
     }
+
+    async fn create_invalidation_for_distribution_tenant(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError> {
+        self.limiter.until_ready().await;
+        self.inner
+            .create_invalidation_for_distribution_tenant(request)
+            .await
+    }
+
+    async fn get_invalidation_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        self.limiter.until_ready().await;
+        self.inner
+            .get_invalidation_for_distribution_tenant(tenant_id, id)
+            .await
+    }
+
+    async fn list_invalidations_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        self.limiter.until_ready().await;
+        self.inner
+            .list_invalidations_for_distribution_tenant(tenant_id, marker, max_items)
+            .await
+    }
 }

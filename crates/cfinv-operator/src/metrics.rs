@@ -1,6 +1,6 @@
 //! Prometheus metrics (`/metrics`). Counters and histograms are updated as things happen;
-//! gauges of what is in flight are computed from the controller's cache at scrape time, so they
-//! cannot drift from what the cluster says. Names and meanings: `docs/metrics.md`.
+//! gauges of what is in flight are read from the scheduler's index (fed by the controller's
+//! watch) at scrape time, so they cannot drift from what the cluster says. Names and meanings: `docs/metrics.md`.
 
 use std::{
     collections::BTreeMap,
@@ -8,7 +8,6 @@ use std::{
     time::Duration,
 };
 
-use kube::runtime::reflector::Store;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
@@ -21,7 +20,9 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use cfinv_api::crd::{CloudFrontInvalidation, Phase};
+use cfinv_cloudfront::FailureReason;
+
+use crate::scheduler::Scheduler;
 
 const PREFIX: &str = "cloudfront_invalidation";
 
@@ -33,6 +34,11 @@ pub struct ResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,7 +63,7 @@ pub struct Metrics {
     /// The cache the in-flight gauges read: set while this process leads and reconciles,
     /// `None` on a standby (which then exports none of them rather than stale numbers). The
     /// collector reading it is registered once, so re-elections never add families.
-    cache: Arc<Mutex<Option<Store<CloudFrontInvalidation>>>>,
+    cache: Arc<Mutex<Option<Arc<Scheduler>>>>,
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub failures: Family<ReasonLabels, Counter>,
@@ -66,6 +72,7 @@ pub struct Metrics {
     pub submit_to_completed: Histogram,
     pub detection_delay: Histogram,
     pub leader: Gauge,
+    pub ttl_deletions: Family<PhaseLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +108,13 @@ impl Metrics {
             "Objects that ended Failed, by reason",
             failures.clone(),
         );
+        // Every reason from the start: an alert on increase() sees the first failure of a
+        // reason only if the series existed (at 0) before it.
+        for reason in FailureReason::ALL {
+            let _ = failures.get_or_create(&ReasonLabels {
+                reason: reason.as_str().to_owned(),
+            });
+        }
         let aws_calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "aws_calls",
@@ -136,6 +150,13 @@ impl Metrics {
         registry.register_collector(Box::new(CacheCollector {
             cache: cache.clone(),
         }));
+        let ttl_deletions = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "ttl_deletions",
+            "Finished objects deleted because their time to live after finishing was up \
+             (spec.ttlSecondsAfterFinished or --ttl-after-finished), by phase",
+            ttl_deletions.clone(),
+        );
         Self {
             registry,
             cache,
@@ -147,18 +168,27 @@ impl Metrics {
             submit_to_completed,
             detection_delay,
             leader,
+            ttl_deletions,
         }
     }
 
-    /// Publish gauges computed from this controller's cache on every scrape (replacing the
-    /// cache of an earlier term as leader).
-    pub fn register_cache(&self, store: Store<CloudFrontInvalidation>) {
-        *self.cache.lock().expect("cache lock") = Some(store);
+    /// Publish gauges read from this controller's scheduler index on every scrape (replacing
+    /// the index of an earlier term as leader; the collector itself is registered once).
+    pub fn register_cache(&self, index: Arc<Scheduler>) {
+        *self.cache.lock().expect("cache lock") = Some(index);
     }
 
     /// The controller stopped (lost the lease, shutting down): export no cache gauges.
     pub fn unregister_cache(&self) {
         *self.cache.lock().expect("cache lock") = None;
+    }
+
+    pub fn record_ttl_deletion(&self, phase: &str) {
+        self.ttl_deletions
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_owned(),
+            })
+            .inc();
     }
 
     pub fn record_call(&self, operation: &str, code: &str) {
@@ -204,54 +234,32 @@ impl Metrics {
     }
 }
 
-/// Gauges over the cached objects: how many are in each phase, and what is in flight per
-/// distribution (what counts against CloudFront's in-progress quotas).
-#[derive(Debug)]
+/// Gauges over the watched objects: how many are in each phase, what is in flight per
+/// distribution (what counts against CloudFront's in-progress quotas) and what waits for it,
+/// from the scheduler's running sums (no walk over the objects).
 struct CacheCollector {
-    cache: Arc<Mutex<Option<Store<CloudFrontInvalidation>>>>,
+    cache: Arc<Mutex<Option<Arc<Scheduler>>>>,
 }
 
-#[derive(Default)]
-struct InFlight {
-    invalidations: i64,
-    paths: i64,
+impl std::fmt::Debug for CacheCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheCollector")
+    }
 }
 
 impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(store) = self.cache.lock().expect("cache lock").clone() else {
+        let Some(index) = self.cache.lock().expect("cache lock").clone() else {
             return Ok(());
         };
-        let mut phases: BTreeMap<&'static str, i64> = [
-            Phase::Pending,
-            Phase::Queued,
-            Phase::InProgress,
-            Phase::Completed,
-            Phase::Failed,
-        ]
-        .into_iter()
-        .map(|p| (p.as_str(), 0))
-        .collect();
-        let mut in_flight: BTreeMap<String, InFlight> = BTreeMap::new();
-        for obj in store.state() {
-            let phase = obj.phase();
-            *phases.entry(phase.as_str()).or_default() += 1;
-            if phase == Phase::InProgress {
-                // Where it was submitted, which a spec edit (without CEL) cannot change.
-                let distribution = obj
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.distribution_id.clone())
-                    .unwrap_or_else(|| obj.spec.distribution_id.clone());
-                let e = in_flight.entry(distribution).or_default();
-                e.invalidations += 1;
-                e.paths += obj
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.billed_paths)
-                    .map_or(0, i64::from);
-            }
-        }
+        let snapshot = index.snapshot();
+        let phases: BTreeMap<&'static str, i64> = snapshot
+            .phases
+            .iter()
+            .map(|(p, n)| (p.as_str(), *n))
+            .collect();
+        let in_flight = snapshot.in_flight;
+        let queued = snapshot.queued;
 
         // The registry adds the `cloudfront_invalidation_` prefix to collectors' names too.
         let (objects, in_flight_name, in_flight_paths) =
@@ -284,7 +292,28 @@ impl Collector for CacheCollector {
         )?;
         for (dist, f) in &in_flight {
             let labels = [("distribution", dist.as_str())];
-            ConstGauge::new(f.paths).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(f.billed_paths).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "in_flight_wildcard_paths",
+            "Wildcard paths of invalidations in progress in CloudFront, per distribution \
+             (the quota is 15, independent of the 3,000 other paths)",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, f) in &in_flight {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(f.wildcard_paths).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "queued",
+            "Objects waiting in phase Queued for a slot in the distribution's in-progress quota",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (dist, n) in &queued {
+            let labels = [("distribution", dist.as_str())];
+            ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -308,8 +337,8 @@ mod tests {
     fn every_metric_is_documented() {
         let doc = include_str!("../../../docs/metrics.md");
         let m = Metrics::new();
-        let (_reader, _) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
-        m.register_cache(_reader);
+        m.register_cache(Arc::default());
+        m.record_ttl_deletion("Completed");
         m.record_failure("Timeout");
         m.record_call("GetInvalidation", "ok");
         m.record_billed("E1", 1);
@@ -362,24 +391,34 @@ mod tests {
     fn metrics_survive_two_elections_without_duplicates_or_stale_gauges() {
         let m = Metrics::new();
         for term in 0..2 {
-            let (store, mut writer) = kube::runtime::reflector::store::<CloudFrontInvalidation>();
-            let mut obj = CloudFrontInvalidation::new(
+            let mut obj = cfinv_api::crd::CloudFrontInvalidation::new(
                 &format!("o{term}"),
                 cfinv_api::crd::CloudFrontInvalidationSpec {
-                    distribution_id: "E1".into(),
+                    distribution_id: Some("E1".into()),
+                    distribution_tenant_id: None,
                     paths: vec!["/a".into()],
                     caller_reference: None,
                     timeout_seconds: 900,
+                    ttl_seconds_after_finished: None,
                 },
             );
             obj.metadata.namespace = Some("web".into());
+            obj.metadata.uid = Some(format!("uid-{term}"));
             obj.status = Some(cfinv_api::crd::CloudFrontInvalidationStatus {
-                phase: Some(Phase::InProgress),
+                phase: Some(cfinv_api::crd::Phase::InProgress),
+                invalidation_id: Some(format!("I{term}")),
+                distribution_id: Some("E1".into()),
+                submitted_paths: Some(vec!["/a".into()]),
                 billed_paths: Some(1),
                 ..Default::default()
             });
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
-            m.register_cache(store);
+            // A new term's controller, with its own index fed by its watch.
+            let index = Arc::new(Scheduler::default());
+            use kube::runtime::watcher::Event;
+            for event in [Event::Init, Event::InitApply(obj), Event::InitDone] {
+                index.observe(&event);
+            }
+            m.register_cache(index);
             m.leader.set(1);
             let text = m.encode();
             let (samples, _) = parsed(&text);
@@ -412,6 +451,72 @@ mod tests {
                     && name != "cloudfront_invalidation_objects"),
                 "a standby exports no cache gauges:\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn every_failure_reason_is_exported_from_the_start() {
+        let text = Metrics::new().encode();
+        for reason in FailureReason::ALL {
+            let line = format!(
+                "cloudfront_invalidation_failures_total{{reason=\"{}\"}} 0",
+                reason.as_str()
+            );
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+    }
+
+    /// The quota gauges per distribution: wildcard paths in flight, objects Queued.
+    #[test]
+    fn quota_gauges_per_distribution() {
+        use cfinv_api::crd::{
+            CloudFrontInvalidation, CloudFrontInvalidationSpec, CloudFrontInvalidationStatus, Phase,
+        };
+        let object = |name: &str, phase: Phase, paths: &[&str]| {
+            let mut o = CloudFrontInvalidation::new(
+                name,
+                CloudFrontInvalidationSpec {
+                    distribution_id: Some("E1".into()),
+                    distribution_tenant_id: None,
+                    paths: paths.iter().map(|p| (*p).into()).collect(),
+                    caller_reference: None,
+                    timeout_seconds: 900,
+                    ttl_seconds_after_finished: None,
+                },
+            );
+            o.metadata.namespace = Some("web".into());
+            o.metadata.uid = Some(format!("uid-{name}"));
+            let submitted = phase == Phase::InProgress;
+            o.status = Some(CloudFrontInvalidationStatus {
+                phase: Some(phase),
+                invalidation_id: submitted.then(|| format!("I-{name}")),
+                distribution_id: Some("E1".into()),
+                submitted_paths: submitted.then(|| paths.iter().map(|p| (*p).into()).collect()),
+                billed_paths: submitted.then_some(paths.len() as u32),
+                ..Default::default()
+            });
+            o
+        };
+        let index = Arc::new(Scheduler::default());
+        use kube::runtime::watcher::Event;
+        index.observe(&Event::Init);
+        for o in [
+            object("a", Phase::InProgress, &["/a.html", "/b/*", "/c*"]),
+            object("b", Phase::Queued, &["/late/*"]),
+        ] {
+            index.observe(&Event::InitApply(o));
+        }
+        index.observe(&Event::InitDone);
+        let m = Metrics::new();
+        m.register_cache(index);
+        let text = m.encode();
+        for line in [
+            "cloudfront_invalidation_in_flight{distribution=\"E1\"} 1",
+            "cloudfront_invalidation_in_flight_paths{distribution=\"E1\"} 3",
+            "cloudfront_invalidation_in_flight_wildcard_paths{distribution=\"E1\"} 2",
+            "cloudfront_invalidation_queued{distribution=\"E1\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
         }
     }
 

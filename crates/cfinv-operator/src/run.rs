@@ -69,8 +69,9 @@ pub struct RunArgs {
     #[arg(long, env = "POLL_PRIOR_MEDIAN", default_value = "45s", value_parser = humantime::parse_duration)]
     pub poll_prior_median: Duration,
 
-    /// How often an object waiting for a quota slot looks again (no AWS call while waiting).
-    #[arg(long, env = "QUEUE_RECHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    /// How often an object waiting for a quota slot looks again, as a safety net: it is woken
+    /// when its slot frees (no AWS call while waiting).
+    #[arg(long, env = "QUEUE_RECHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub queue_recheck_interval: Duration,
 
     /// After an object ends Failed/Timeout while CloudFront still runs its invalidation, ask
@@ -78,6 +79,10 @@ pub struct RunArgs {
     /// `status.cloudFrontStatus` (one GetInvalidation per such object per interval).
     #[arg(long, env = "TIMEOUT_FOLLOW_UP_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout_follow_up_interval: Duration,
+    /// Delete finished objects (Completed or Failed) this long after they finished, where
+    /// spec.ttlSecondsAfterFinished is not set (unset: keep them).
+    #[arg(long, env = "TTL_AFTER_FINISHED", value_parser = humantime::parse_duration)]
+    pub ttl_after_finished: Option<Duration>,
 
     /// First backoff after a retryable CloudFront error (doubles per attempt, with jitter).
     #[arg(long, env = "RETRY_BASE_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -153,6 +158,7 @@ impl RunArgs {
             },
             queue_recheck: self.queue_recheck_interval,
             follow_up: self.timeout_follow_up_interval,
+            ttl_after_finished: self.ttl_after_finished,
         }
     }
 

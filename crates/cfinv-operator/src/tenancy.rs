@@ -6,6 +6,11 @@
 //! invalidate only the distributions listed in an annotation on the Namespace object (which
 //! namespace users cannot edit under normal RBAC). `open` (the default) allows everything and is
 //! right for single-tenant clusters.
+//!
+//! Distribution tenants (CloudFront SaaS Manager) are allowed the same way, by a second
+//! annotation. Allowing a distribution does not allow its tenants: a tenant is usually another
+//! customer's site, and telling a tenant's distribution would take a GetDistributionTenant call
+//! (and permission) per tenant; an administrator who means "every tenant" writes `*`.
 
 use clap::ValueEnum;
 use k8s_openapi::api::core::v1::Namespace;
@@ -14,10 +19,17 @@ use kube::{
     runtime::reflector::{ObjectRef, Store},
 };
 
+use cfinv_api::crd::Target;
+
 /// The annotation on a Namespace that lists the distributions its objects may invalidate:
 /// comma- or space-separated ids, or `*` for any.
 pub const ALLOWED_DISTRIBUTIONS_ANNOTATION: &str =
     "cloudfront.invalidation.io/allowed-distributions";
+
+/// The annotation on a Namespace that lists the distribution tenants its objects may
+/// invalidate: comma- or space-separated tenant ids (`dt_…`), or `*` for any.
+pub const ALLOWED_DISTRIBUTION_TENANTS_ANNOTATION: &str =
+    "cloudfront.invalidation.io/allowed-distribution-tenants";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum TenancyMode {
@@ -59,6 +71,13 @@ impl TenancyGuard {
     }
 
     pub fn check(&self, namespace: &str, distribution: &str) -> Decision {
+        self.check_target(namespace, &Target::Distribution(distribution.to_owned()))
+    }
+
+    /// May `namespace` invalidate `target`? Distributions are read from
+    /// [`ALLOWED_DISTRIBUTIONS_ANNOTATION`], tenants from
+    /// [`ALLOWED_DISTRIBUTION_TENANTS_ANNOTATION`] only.
+    pub fn check_target(&self, namespace: &str, target: &Target) -> Decision {
         let store = match (self.mode, &self.namespaces) {
             (TenancyMode::Open, _) => return Decision::Allowed,
             (TenancyMode::NamespaceAnnotation, None) => return Decision::NotYetKnown,
@@ -73,20 +92,25 @@ impl TenancyGuard {
         let Some(ns) = store.get(&ObjectRef::new(namespace)) else {
             return Decision::NotYetKnown;
         };
+        let key = annotation_for(target);
         let annotation = ns
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(ALLOWED_DISTRIBUTIONS_ANNOTATION).cloned());
-        if allows(annotation.as_deref(), distribution) {
+            .and_then(|a| a.get(key).cloned());
+        if allows(annotation.as_deref(), target.id()) {
             Decision::Allowed
         } else {
-            Decision::Denied(denied_message(
-                namespace,
-                distribution,
-                annotation.as_deref(),
-            ))
+            Decision::Denied(denied_message(namespace, target, annotation.as_deref()))
         }
+    }
+}
+
+/// The annotation that lists targets of this kind.
+pub fn annotation_for(target: &Target) -> &'static str {
+    match target {
+        Target::Distribution(_) => ALLOWED_DISTRIBUTIONS_ANNOTATION,
+        Target::Tenant(_) => ALLOWED_DISTRIBUTION_TENANTS_ANNOTATION,
     }
 }
 
@@ -100,17 +124,23 @@ pub fn allows(annotation: Option<&str>, distribution: &str) -> bool {
     })
 }
 
-fn denied_message(namespace: &str, distribution: &str, annotation: Option<&str>) -> String {
+fn denied_message(namespace: &str, target: &Target, annotation: Option<&str>) -> String {
+    let key = annotation_for(target);
+    let id = target.id();
     let now = match annotation {
         Some(v) => format!("it allows only {v:?}"),
         None => "it has none".to_owned(),
     };
+    let kind = match target {
+        Target::Distribution(_) => "the distribution",
+        // Said explicitly: allowing the tenant's distribution is not enough.
+        Target::Tenant(_) => "the tenant (allowing its distribution does not allow its tenants)",
+    };
     format!(
-        "namespace {namespace} may not invalidate distribution {distribution}: the operator's tenancy \
-         policy requires the distribution in the annotation {ALLOWED_DISTRIBUTIONS_ANNOTATION} on \
-         namespace {namespace}, and {now}. A cluster administrator can grant it with: kubectl \
-         annotate namespace {namespace} --overwrite {ALLOWED_DISTRIBUTIONS_ANNOTATION}={distribution}; \
-         then create a new CloudFrontInvalidation"
+        "namespace {namespace} may not invalidate {target}: the operator's tenancy policy \
+         requires {kind} in the annotation {key} on namespace {namespace}, and {now}. A cluster \
+         administrator can grant it with: kubectl annotate namespace {namespace} --overwrite \
+         {key}={id}; then create a new CloudFrontInvalidation"
     )
 }
 
@@ -171,6 +201,59 @@ mod tests {
             guard.check("created-just-now", "E1"),
             Decision::NotYetKnown,
             "a namespace the cache has not seen yet is not denied"
+        );
+    }
+
+    fn namespace_with(name: &str, annotations: &[(&str, &str)]) -> PartialObjectMeta<Namespace> {
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some(name.to_owned());
+        ns.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        ns
+    }
+
+    #[test]
+    fn allowing_a_distribution_does_not_allow_its_tenants() {
+        let (reader, mut writer) = reflector::store();
+        let guard = TenancyGuard::namespace_annotation(reader);
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace_with(
+            "web",
+            &[(ALLOWED_DISTRIBUTIONS_ANNOTATION, "*")],
+        )));
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace_with(
+            "saas",
+            &[(ALLOWED_DISTRIBUTION_TENANTS_ANNOTATION, "dt_alpha, dt_beta")],
+        )));
+        let alpha = Target::Tenant("dt_alpha".into());
+        // `*` for distributions covers every distribution and no tenant.
+        assert_eq!(guard.check("web", "E1"), Decision::Allowed);
+        let Decision::Denied(message) = guard.check_target("web", &alpha) else {
+            panic!("distributions do not grant tenants");
+        };
+        assert!(
+            message.contains(ALLOWED_DISTRIBUTION_TENANTS_ANNOTATION)
+                && message.contains("does not allow its tenants")
+                && message.contains("kubectl annotate namespace web"),
+            "{message}"
+        );
+        // Tenants are listed by id; a tenant list grants no distribution.
+        assert_eq!(guard.check_target("saas", &alpha), Decision::Allowed);
+        assert_eq!(
+            guard.check_target("saas", &Target::Tenant("dt_beta".into())),
+            Decision::Allowed
+        );
+        assert!(matches!(
+            guard.check_target("saas", &Target::Tenant("dt_gamma".into())),
+            Decision::Denied(_)
+        ));
+        assert!(matches!(guard.check("saas", "E1"), Decision::Denied(_)));
+        assert_eq!(
+            TenancyGuard::open().check_target("any", &alpha),
+            Decision::Allowed
         );
     }
 }

@@ -16,6 +16,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(signed).map_err(|_| format!("{s:?} is negative"))
 }
 
+/// Parses `LEFT=RIGHT`, both sides non-empty.
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((left, right)) if !left.is_empty() && !right.is_empty() => {
+            Ok((left.to_owned(), right.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not of the form LEFT=RIGHT")),
+    }
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&rate) {
@@ -45,6 +55,18 @@ pub struct SimulatorArgs {
     #[arg(long = "distribution", value_name = "ID", required = true)]
     pub distributions: Vec<String>,
 
+    /// A distribution tenant of one of the distributions, as TENANT=DISTRIBUTION (repeatable),
+    /// e.g. dt_2yMvQgam3QkJo2z54FDl91dk1AB=E2EXAMPLE; every other tenant id answers
+    /// EntityNotFound.
+    #[arg(long = "tenant", value_name = "TENANT=DISTRIBUTION", value_parser = parse_pair)]
+    pub tenants: Vec<(String, String)>,
+    /// Give a distribution a CacheTagConfig, as DISTRIBUTION=HEADER (repeatable), e.g.
+    /// E2EXAMPLE=x-amz-meta-cache-tag.
+    #[arg(long = "cache-tag-config", value_name = "DISTRIBUTION=HEADER", value_parser = parse_pair)]
+    pub cache_tag_configs: Vec<(String, String)>,
+    /// Simulated time a tag-only invalidation stays InProgress (CloudFront: under 25 s at P95).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub tag_completion_after: Duration,
     /// A distribution whose calls answer AccessDenied (repeatable).
     #[arg(long = "deny-access", value_name = "ID")]
     pub deny_access: Vec<String>,
@@ -154,7 +176,14 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
             ConflictArg::BatchAlreadyExists => CallerReferenceConflict::BatchAlreadyExists,
             ConflictArg::InvalidArgument => CallerReferenceConflict::InvalidArgument,
         })
+        .tag_completion(Completion::Fixed(args.tag_completion_after))
         .faults(args.fault_config());
+    for (tenant, distribution) in &args.tenants {
+        builder = builder.tenant(tenant.clone(), distribution.clone());
+    }
+    for (distribution, header) in &args.cache_tag_configs {
+        builder = builder.cache_tag_config(distribution.clone(), header.clone());
+    }
     for id in &args.deny_access {
         builder = builder.deny_access(id.clone());
     }

@@ -66,14 +66,94 @@ async fn clear_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
 struct DistributionsOut {
     distributions: Vec<String>,
     access_denied: Vec<String>,
+    /// Tenant id → distribution id.
+    tenants: std::collections::BTreeMap<String, String>,
+    /// Distribution id → `CacheTagConfig.HeaderName`, for those that have one.
+    cache_tag_config: std::collections::BTreeMap<String, String>,
 }
 
 async fn distributions(State(shared): State<Arc<Shared>>) -> Json<DistributionsOut> {
     let core = shared.lock();
+    let ids = core.state.distribution_ids();
     Json(DistributionsOut {
-        distributions: core.state.distribution_ids(),
+        cache_tag_config: ids
+            .iter()
+            .filter_map(|id| core.state.cache_tag_header(id).map(|h| (id.clone(), h)))
+            .collect(),
+        distributions: ids,
         access_denied: core.state.denied_ids(),
+        tenants: core.state.tenants(),
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantIn {
+    distribution: String,
+}
+
+async fn add_tenant(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let tenant: TenantIn = match serde_json::from_slice(&body) {
+        Ok(t) => t,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"distribution\": \"<id>\"}}: {e}"),
+            );
+        }
+    };
+    match shared.lock().state.add_tenant(&id, &tenant.distribution) {
+        Ok(true) => {
+            info!(
+                "control: tenant {id} of distribution {} added",
+                tenant.distribution
+            );
+            StatusCode::CREATED.into_response()
+        }
+        Ok(false) => StatusCode::OK.into_response(),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheTagConfigIn {
+    /// `null` removes the configuration.
+    header_name: Option<String>,
+}
+
+async fn set_cache_tag_config(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let config: CacheTagConfigIn = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"header_name\": \"<header>\" | null}}: {e}"),
+            );
+        }
+    };
+    match shared
+        .lock()
+        .state
+        .set_cache_tag_header(&id, config.header_name.clone())
+    {
+        Ok(()) => {
+            info!(
+                "control: CacheTagConfig of {id} set to {:?}",
+                config.header_name
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => json_error(StatusCode::NOT_FOUND, e),
+    }
 }
 
 async fn add_distribution(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> StatusCode {
@@ -153,5 +233,10 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/distributions/{id}", put(add_distribution))
         .route("/distributions/{id}/access", put(set_access))
         .route("/distributions/{id}/invalidations", get(invalidations))
+        .route(
+            "/distributions/{id}/cache-tag-config",
+            put(set_cache_tag_config),
+        )
+        .route("/tenants/{id}", put(add_tenant))
         .route("/complete-all", post(complete_all))
 }

@@ -58,6 +58,15 @@ impl ApiError {
         )
     }
 
+    /// 404: the distribution tenant (or another entity the operation names) does not exist.
+    pub fn entity_not_found(what: &str) -> Self {
+        Self::new(
+            "EntityNotFound",
+            StatusCode::NOT_FOUND,
+            format!("The specified {what} does not exist."),
+        )
+    }
+
     /// 404: the invalidation id is unknown for this distribution.
     pub fn no_such_invalidation() -> Self {
         Self::new(

@@ -1,5 +1,8 @@
 //! A CloudFront simulator: an HTTP server that speaks the CloudFront REST-XML API (2020-05-31)
-//! for `CreateInvalidation`, `GetInvalidation`, `ListInvalidations` and `GetDistribution`, so
+//! for `CreateInvalidation`, `GetInvalidation`, `ListInvalidations`, `GetDistribution` and the
+//! three distribution tenant invalidation operations
+//! (`CreateInvalidationForDistributionTenant`, `GetInvalidationForDistributionTenant`,
+//! `ListInvalidationsForDistributionTenant`), so
 //! that unmodified clients (`aws-sdk-cloudfront`, boto3, the AWS CLI) can be pointed at it.
 //!
 //! It models the invalidation lifecycle on a scalable clock, caller-reference idempotency,
@@ -58,7 +61,9 @@ pub use errors::ApiError;
 pub use faults::FaultConfig;
 pub use operation::Operation;
 pub use paths::{MAX_PATH_LENGTH, MAX_PATHS_PER_BATCH};
-pub use state::{CallerReferenceConflict, InvalidationRecord, InvalidationStatus, Quotas};
+pub use state::{
+    CallerReferenceConflict, DEFAULT_TAG_COMPLETION, InvalidationRecord, InvalidationStatus, Quotas,
+};
 pub use xml::{NAMESPACE, format_time};
 
 use clock::ScaledClock;
@@ -83,8 +88,11 @@ impl Simulator {
 pub struct SimulatorBuilder {
     listen: SocketAddr,
     distributions: Vec<String>,
+    tenants: Vec<(String, String)>,
+    cache_tags: Vec<(String, String)>,
     denied: Vec<String>,
     completion: Completion,
+    tag_completion: Completion,
     time_scale: f64,
     quotas: Quotas,
     conflict: CallerReferenceConflict,
@@ -96,8 +104,11 @@ impl Default for SimulatorBuilder {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             distributions: Vec::new(),
+            tenants: Vec::new(),
+            cache_tags: Vec::new(),
             denied: Vec::new(),
             completion: Completion::default(),
+            tag_completion: Completion::Fixed(state::DEFAULT_TAG_COMPLETION),
             time_scale: 1.0,
             quotas: Quotas::default(),
             conflict: CallerReferenceConflict::default(),
@@ -122,6 +133,32 @@ impl SimulatorBuilder {
     /// Distributions that exist.
     pub fn distributions<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
         self.distributions.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// A distribution tenant of `distribution` (which must be added too): the tenant
+    /// operations answer for it, every other tenant id answers `EntityNotFound`.
+    pub fn tenant(mut self, tenant: impl Into<String>, distribution: impl Into<String>) -> Self {
+        self.tenants.push((tenant.into(), distribution.into()));
+        self
+    }
+
+    /// Gives `distribution` a `CacheTagConfig` with this `HeaderName` (reported by
+    /// GetDistribution and GetDistributionConfig). Tag items are accepted either way, as
+    /// CloudFront accepts them; without a config they match nothing.
+    pub fn cache_tag_config(
+        mut self,
+        distribution: impl Into<String>,
+        header_name: impl Into<String>,
+    ) -> Self {
+        self.cache_tags
+            .push((distribution.into(), header_name.into()));
+        self
+    }
+
+    /// How long tag-only invalidations stay in progress (default: a fixed 5 s).
+    pub fn tag_completion(mut self, completion: Completion) -> Self {
+        self.tag_completion = completion;
         self
     }
 
@@ -169,6 +206,7 @@ impl SimulatorBuilder {
             self.time_scale
         );
         self.completion.validate().map_err(anyhow::Error::msg)?;
+        self.tag_completion.validate().map_err(anyhow::Error::msg)?;
         self.faults.validate().map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(self.listen)
             .await
@@ -180,9 +218,20 @@ impl SimulatorBuilder {
             quotas: self.quotas,
             completion: self.completion,
             conflict: self.conflict,
+            tag_completion: self.tag_completion,
         });
         for id in &self.distributions {
             state.add_distribution(id, now);
+        }
+        for (tenant, distribution) in &self.tenants {
+            state
+                .add_tenant(tenant, distribution)
+                .map_err(anyhow::Error::msg)?;
+        }
+        for (distribution, header) in &self.cache_tags {
+            state
+                .set_cache_tag_header(distribution, Some(header.clone()))
+                .map_err(anyhow::Error::msg)?;
         }
         for id in &self.denied {
             state.set_access_denied(id, true);
@@ -250,6 +299,28 @@ impl SimulatorHandle {
     pub fn add_distribution(&self, id: &str) -> bool {
         let now = self.shared.clock.now();
         self.shared.lock().state.add_distribution(id, now)
+    }
+
+    /// Adds a distribution tenant of an existing distribution; `Ok(false)` if it was there.
+    pub fn add_tenant(&self, tenant: &str, distribution: &str) -> anyhow::Result<bool> {
+        self.shared
+            .lock()
+            .state
+            .add_tenant(tenant, distribution)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Sets or removes a distribution's `CacheTagConfig`.
+    pub fn set_cache_tag_config(
+        &self,
+        distribution: &str,
+        header: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.shared
+            .lock()
+            .state
+            .set_cache_tag_header(distribution, header.map(str::to_owned))
+            .map_err(anyhow::Error::msg)
     }
 
     /// Makes calls on a distribution answer `AccessDenied`, or stops doing so.

@@ -13,15 +13,24 @@ pub enum Operation {
     ListInvalidations,
     /// `GET /2020-05-31/distribution/{Id}`
     GetDistribution,
+    /// `POST /2020-05-31/distribution-tenant/{Id}/invalidation`
+    CreateInvalidationForDistributionTenant,
+    /// `GET /2020-05-31/distribution-tenant/{DistributionTenantId}/invalidation/{Id}`
+    GetInvalidationForDistributionTenant,
+    /// `GET /2020-05-31/distribution-tenant/{Id}/invalidation`
+    ListInvalidationsForDistributionTenant,
 }
 
 impl Operation {
     /// Every operation, in a fixed order.
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 7] = [
         Operation::CreateInvalidation,
         Operation::GetInvalidation,
         Operation::ListInvalidations,
         Operation::GetDistribution,
+        Operation::CreateInvalidationForDistributionTenant,
+        Operation::GetInvalidationForDistributionTenant,
+        Operation::ListInvalidationsForDistributionTenant,
     ];
 
     /// The operation's name, e.g. `CreateInvalidation`.
@@ -31,6 +40,15 @@ impl Operation {
             Operation::GetInvalidation => "GetInvalidation",
             Operation::ListInvalidations => "ListInvalidations",
             Operation::GetDistribution => "GetDistribution",
+            Operation::CreateInvalidationForDistributionTenant => {
+                "CreateInvalidationForDistributionTenant"
+            }
+            Operation::GetInvalidationForDistributionTenant => {
+                "GetInvalidationForDistributionTenant"
+            }
+            Operation::ListInvalidationsForDistributionTenant => {
+                "ListInvalidationsForDistributionTenant"
+            }
         }
     }
 }
@@ -49,7 +67,11 @@ impl std::str::FromStr for Operation {
             .into_iter()
             .find(|op| op.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("unknown operation {s:?}; expected one of CreateInvalidation, GetInvalidation, ListInvalidations, GetDistribution")
+                let names: Vec<&str> = Operation::ALL.iter().map(|op| op.as_str()).collect();
+                format!(
+                    "unknown operation {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -29,15 +29,52 @@ pub struct Batch {
     pub paths: Vec<String>,
 }
 
-/// A wildcard path ends in `*` (the only place a `*` may be).
+/// At most this many characters in one cache tag, after the `#`.
+pub const MAX_TAG_LENGTH: usize = 256;
+
+/// A wildcard path ends in `*` (the only place a `*` may be); a tag is never a wildcard.
 pub fn is_wildcard(path: &str) -> bool {
-    path.ends_with('*')
+    !is_tag(path) && path.ends_with('*')
 }
 
-/// Why a path is not valid, or `None` if it is.
+/// A cache tag item starts with `#` ("What you need to know when invalidating tags").
+pub fn is_tag(item: &str) -> bool {
+    item.starts_with('#')
+}
+
+/// Why a tag item is not valid, or `None` if it is: 1 to 256 characters after the `#`, ASCII
+/// visible characters (33-126) without commas, no `*` wildcard.
+pub fn tag_problem(item: &str) -> Option<String> {
+    let tag = &item[1..];
+    if tag.is_empty() {
+        return Some("a tag invalidation item needs a tag after #".into());
+    }
+    let len = tag.chars().count();
+    if len > MAX_TAG_LENGTH {
+        return Some(format!(
+            "a cache tag is {len} characters long; the maximum is {MAX_TAG_LENGTH}"
+        ));
+    }
+    if tag.contains('*') {
+        return Some(format!(
+            "tag invalidation items do not support the * wildcard: {item:?}"
+        ));
+    }
+    if let Some(c) = tag.chars().find(|&c| !matches!(c, '!'..='~') || c == ',') {
+        return Some(format!(
+            "a cache tag may contain only ASCII visible characters (33-126) excluding commas, found {c:?} in {item:?}"
+        ));
+    }
+    None
+}
+
+/// Why a path (or tag item) is not valid, or `None` if it is.
 pub fn path_problem(path: &str) -> Option<String> {
     if path.is_empty() {
         return Some("an invalidation path must not be empty".into());
+    }
+    if is_tag(path) {
+        return tag_problem(path);
     }
     let len = path.chars().count();
     if len > MAX_PATH_LENGTH {
@@ -142,6 +179,28 @@ mod tests {
             assert!(path_problem(p).is_some(), "{p}");
             let err = validate(raw("1", &[p])).unwrap_err();
             assert_eq!(err.code, "InvalidArgument", "{p}");
+        }
+    }
+
+    #[test]
+    fn tag_items() {
+        for ok in [
+            "#product:electronics",
+            "#a",
+            "#Brand:ACME",
+            &format!("#{}", "t".repeat(256)),
+        ] {
+            assert_eq!(path_problem(ok), None, "{ok}");
+            assert!(!is_wildcard(ok));
+        }
+        let too_long = format!("#{}", "t".repeat(257));
+        for bad in ["#", "#a*", "#a,b", "#a b", "#caf\u{e9}", too_long.as_str()] {
+            let err = validate(raw("2", &["/ok", bad])).unwrap_err();
+            assert_eq!(
+                (err.code, err.status.as_u16()),
+                ("InvalidArgument", 400),
+                "{bad}"
+            );
         }
     }
 

@@ -282,19 +282,7 @@ async fn list_invalidations(
         &uri,
         |state, now| {
             state.check_distribution(&distribution_id)?;
-            let max_items = match query.get("MaxItems") {
-                None => DEFAULT_MAX_ITEMS,
-                Some(raw) => raw
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        ApiError::invalid_argument(format!(
-                            "MaxItems must be a positive integer, got {raw:?}."
-                        ))
-                    })? as usize,
-            };
+            let max_items = max_items(&query)?;
             let marker = query.get("Marker").map(String::as_str).unwrap_or("");
             let page = state.list_invalidations(&distribution_id, Some(marker), max_items, now)?;
             let summary = format!(
@@ -342,6 +330,123 @@ async fn get_distribution(
     .await
 }
 
+async fn create_invalidation_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let host = host(&headers, &shared);
+    answer(&shared, conn.as_deref(), Operation::CreateInvalidationForDistributionTenant, &tenant_id, &headers, &uri, |state, now| {
+        state.check_tenant(&tenant_id)?;
+        let batch = paths::validate(xml::parse_invalidation_batch(&body)?)?;
+        let created = state.create_invalidation_for_tenant(&tenant_id, batch, now)?;
+        let record = created.record();
+        let summary = match &created {
+            Created::New(r) => format!(
+                "created {} for tenant {tenant_id} of distribution {} with {} path(s) ({} tag(s)), caller reference {:?}; completes in {} (simulated)",
+                r.id,
+                r.distribution_id,
+                r.paths.len(),
+                r.tag_items(),
+                r.caller_reference,
+                seconds(r.completion_time.duration_since(r.create_time)),
+            ),
+            Created::Existing(r) => format!(
+                "caller reference {:?} already used with the same paths: returning {} ({}), nothing new created or billed",
+                r.caller_reference,
+                r.id,
+                r.status.as_str()
+            ),
+        };
+        let location = format!("http://{host}/2020-05-31/distribution-tenant/{tenant_id}/invalidation/{}", record.id);
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            headers: vec![(header::LOCATION, location)],
+            body: xml::invalidation(record),
+            summary,
+        })
+    })
+    .await
+}
+
+async fn get_invalidation_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path((tenant_id, invalidation_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(
+        &shared,
+        conn.as_deref(),
+        Operation::GetInvalidationForDistributionTenant,
+        &tenant_id,
+        &headers,
+        &uri,
+        |state, now| {
+            let record = state.get_invalidation_for_tenant(&tenant_id, &invalidation_id, now)?;
+            let summary = format!("{} is {}", record.id, record.status.as_str());
+            Ok(Reply::ok(xml::invalidation(&record), summary))
+        },
+    )
+    .await
+}
+
+async fn list_invalidations_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(tenant_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(
+        &shared,
+        conn.as_deref(),
+        Operation::ListInvalidationsForDistributionTenant,
+        &tenant_id,
+        &headers,
+        &uri,
+        |state, now| {
+            state.check_tenant(&tenant_id)?;
+            let max_items = max_items(&query)?;
+            let marker = query.get("Marker").map(String::as_str).unwrap_or("");
+            let page =
+                state.list_invalidations_for_tenant(&tenant_id, Some(marker), max_items, now)?;
+            let summary = format!(
+                "listed {} invalidation(s) of tenant {tenant_id} after marker {marker:?}",
+                page.items.len(),
+            );
+            Ok(Reply::ok(
+                xml::invalidation_list(&page, marker, max_items),
+                summary,
+            ))
+        },
+    )
+    .await
+}
+
+/// `MaxItems` of a List call: a positive integer, default 100.
+fn max_items(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match query.get("MaxItems") {
+        None => Ok(DEFAULT_MAX_ITEMS),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "MaxItems must be a positive integer, got {raw:?}."
+                ))
+            }),
+    }
+}
+
 async fn unknown(uri: Uri) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     warn!("no CloudFront operation at {uri}");
@@ -360,6 +465,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_invalidation),
         )
         .route("/2020-05-31/distribution/{id}", get(get_distribution))
+        .route(
+            "/2020-05-31/distribution-tenant/{id}/invalidation",
+            post(create_invalidation_for_tenant).get(list_invalidations_for_tenant),
+        )
+        .route(
+            "/2020-05-31/distribution-tenant/{id}/invalidation/{invalidation_id}",
+            get(get_invalidation_for_tenant),
+        )
         .nest(control::PREFIX, control::router())
         .fallback(unknown)
         // 3,000 paths of 4,000 characters fit.

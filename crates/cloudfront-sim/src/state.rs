@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::completion::{Completion, CompletionSampler};
 use super::counters::DistributionCounters;
 use super::errors::ApiError;
-use super::paths::{Batch, is_wildcard};
+use super::paths::{Batch, is_tag, is_wildcard};
 
 /// Per-distribution limits on what may be in progress at one time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +72,10 @@ pub struct InvalidationRecord {
     pub id: String,
     /// The distribution it belongs to.
     pub distribution_id: String,
+    /// The distribution tenant it was created for (`CreateInvalidationForDistributionTenant`);
+    /// `None` for the distribution's own invalidations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_tenant_id: Option<String>,
     /// The caller reference it was created with.
     pub caller_reference: String,
     /// The paths, in request order.
@@ -103,6 +107,11 @@ impl InvalidationRecord {
     /// Number of wildcard paths.
     pub fn wildcard_paths(&self) -> u64 {
         self.paths.iter().filter(|p| is_wildcard(p)).count() as u64
+    }
+
+    /// Number of cache tag items (`#tag`); they count with the individual-object paths.
+    pub fn tag_items(&self) -> u64 {
+        self.paths.iter().filter(|p| is_tag(p)).count() as u64
     }
 
     /// Number of individual-object paths.
@@ -160,14 +169,20 @@ struct Distribution {
     domain_name: String,
     etag: String,
     last_modified: Timestamp,
-    /// In creation order.
+    /// `CacheTagConfig.HeaderName`, when the distribution has one.
+    cache_tag_header: Option<String>,
+    /// In creation order, the distribution's own and its tenants'.
     invalidations: Vec<InvalidationRecord>,
-    by_caller_reference: HashMap<String, usize>,
+    /// (tenant, caller reference) → index: each tenant has its own caller references.
+    by_caller_reference: HashMap<(Option<String>, String), usize>,
     counters: DistributionCounters,
 }
 
 impl Distribution {
-    /// (invalidations, wildcard paths, object paths) in progress at `now`.
+    /// (invalidations, wildcard paths, object paths) in progress at `now`, tenants' included:
+    /// the CloudFront docs do not say whether a tenant's invalidations count against its
+    /// multi-tenant distribution's quota, and the simulator takes the conservative reading
+    /// (they do; see docs/simulator.md).
     fn in_progress(&self, now: Timestamp) -> (u64, u64, u64) {
         self.invalidations
             .iter()
@@ -189,7 +204,7 @@ impl Distribution {
 }
 
 /// Settings of the state machine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StateConfig {
     /// In-progress quotas.
     pub quotas: Quotas,
@@ -197,15 +212,35 @@ pub struct StateConfig {
     pub completion: Completion,
     /// The answer to a caller reference reused with other paths.
     pub conflict: CallerReferenceConflict,
+    /// Completion delays of tag-only invalidations (CloudFront: "under 25 seconds at P95").
+    pub tag_completion: Completion,
 }
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            quotas: Quotas::default(),
+            completion: Completion::default(),
+            conflict: CallerReferenceConflict::default(),
+            tag_completion: Completion::Fixed(DEFAULT_TAG_COMPLETION),
+        }
+    }
+}
+
+/// How long a tag-only invalidation stays in progress unless configured: AWS states "under 25
+/// seconds at P95" for tag invalidations (What's New, 2026-04-29).
+pub const DEFAULT_TAG_COMPLETION: Duration = Duration::from_secs(5);
 
 /// Everything the simulator knows.
 #[derive(Debug)]
 pub struct State {
     distributions: BTreeMap<String, Distribution>,
+    /// Distribution tenant id → its multi-tenant distribution.
+    tenants: BTreeMap<String, String>,
     denied: BTreeSet<String>,
     quotas: Quotas,
     completion: CompletionSampler,
+    tag_completion: CompletionSampler,
     conflict: CallerReferenceConflict,
     ids: StdRng,
     used_ids: HashSet<String>,
@@ -234,9 +269,11 @@ impl State {
     pub fn new(config: StateConfig) -> Self {
         Self {
             distributions: BTreeMap::new(),
+            tenants: BTreeMap::new(),
             denied: BTreeSet::new(),
             quotas: config.quotas,
             completion: CompletionSampler::new(config.completion),
+            tag_completion: CompletionSampler::new(config.tag_completion),
             conflict: config.conflict,
             ids: StdRng::from_os_rng(),
             used_ids: HashSet::new(),
@@ -260,12 +297,70 @@ impl State {
                 domain_name,
                 etag,
                 last_modified: millis(now),
+                cache_tag_header: None,
                 invalidations: Vec::new(),
                 by_caller_reference: HashMap::new(),
                 counters: DistributionCounters::default(),
             },
         );
         true
+    }
+
+    /// Adds distribution tenant `tenant` of distribution `distribution`; `Ok(false)` if it
+    /// already existed (for that distribution).
+    pub fn add_tenant(&mut self, tenant: &str, distribution: &str) -> Result<bool, String> {
+        if !self.distributions.contains_key(distribution) {
+            return Err(format!("no distribution {distribution}"));
+        }
+        match self.tenants.get(tenant) {
+            Some(d) if d == distribution => Ok(false),
+            Some(d) => Err(format!(
+                "tenant {tenant} already belongs to distribution {d}"
+            )),
+            None => {
+                self.tenants
+                    .insert(tenant.to_string(), distribution.to_string());
+                Ok(true)
+            }
+        }
+    }
+
+    /// Tenant id → distribution id, for every tenant.
+    pub fn tenants(&self) -> BTreeMap<String, String> {
+        self.tenants.clone()
+    }
+
+    /// Sets or removes a distribution's `CacheTagConfig` (the header its origin tags with).
+    pub fn set_cache_tag_header(&mut self, id: &str, header: Option<String>) -> Result<(), String> {
+        let dist = self
+            .distributions
+            .get_mut(id)
+            .ok_or_else(|| format!("no distribution {id}"))?;
+        dist.cache_tag_header = header;
+        Ok(())
+    }
+
+    /// The distribution's `CacheTagConfig.HeaderName`, if it has one.
+    pub fn cache_tag_header(&self, id: &str) -> Option<String> {
+        self.distributions
+            .get(id)
+            .and_then(|d| d.cache_tag_header.clone())
+    }
+
+    /// `AccessDenied` for a denied tenant (or a tenant of a denied distribution),
+    /// `EntityNotFound` for an unknown one; else the tenant's distribution.
+    pub fn check_tenant(&self, tenant: &str) -> Result<String, ApiError> {
+        if self.denied.contains(tenant) {
+            return Err(ApiError::access_denied());
+        }
+        let distribution = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| ApiError::entity_not_found("distribution tenant"))?;
+        if self.denied.contains(distribution) {
+            return Err(ApiError::access_denied());
+        }
+        Ok(distribution.clone())
     }
 
     /// Makes every call on `id` answer `AccessDenied` (or stops doing so).
@@ -298,11 +393,6 @@ impl State {
         Ok(())
     }
 
-    fn distribution(&mut self, id: &str) -> Result<&mut Distribution, ApiError> {
-        self.check_distribution(id)?;
-        Ok(self.distributions.get_mut(id).expect("checked"))
-    }
-
     fn new_id(&mut self) -> String {
         loop {
             let id = format!("I{}", random_chars(&mut self.ids, 13, ID_CHARS));
@@ -313,17 +403,45 @@ impl State {
     }
 
     /// `CreateInvalidation`: idempotency by caller reference, then the quotas, then a new
-    /// invalidation that completes after a delay drawn from the completion model.
+    /// invalidation that completes after a delay drawn from the completion model (tag-only
+    /// batches: from the tag completion model).
     pub fn create_invalidation(
         &mut self,
         distribution_id: &str,
         batch: Batch,
         now: Timestamp,
     ) -> Result<Created, ApiError> {
+        self.check_distribution(distribution_id)?;
+        self.create_in(distribution_id, None, batch, now)
+    }
+
+    /// `CreateInvalidationForDistributionTenant`: the same, on the tenant's distribution
+    /// (shared quotas), with the tenant's own caller references.
+    pub fn create_invalidation_for_tenant(
+        &mut self,
+        tenant: &str,
+        batch: Batch,
+        now: Timestamp,
+    ) -> Result<Created, ApiError> {
+        let distribution_id = self.check_tenant(tenant)?;
+        self.create_in(&distribution_id, Some(tenant.to_string()), batch, now)
+    }
+
+    fn create_in(
+        &mut self,
+        distribution_id: &str,
+        tenant: Option<String>,
+        batch: Batch,
+        now: Timestamp,
+    ) -> Result<Created, ApiError> {
         let quotas = self.quotas;
         let conflict = self.conflict;
-        let dist = self.distribution(distribution_id)?;
-        if let Some(&index) = dist.by_caller_reference.get(&batch.caller_reference) {
+        let dist = self
+            .distributions
+            .get_mut(distribution_id)
+            .ok_or_else(ApiError::no_such_distribution)?;
+        let key = (tenant.clone(), batch.caller_reference.clone());
+        if let Some(&index) = dist.by_caller_reference.get(&key) {
             let existing = &mut dist.invalidations[index];
             let mut before = existing.paths.clone();
             let mut requested = batch.paths.clone();
@@ -360,13 +478,19 @@ impl State {
             )));
         }
 
-        let delay = sim_duration(self.completion.sample());
+        let tags_only = batch.paths.iter().all(|p| is_tag(p));
+        let delay = sim_duration(if tags_only {
+            self.tag_completion.sample()
+        } else {
+            self.completion.sample()
+        });
         let id = self.new_id();
         let create_time = millis(now);
         let completion_time = create_time.saturating_add(delay).expect("saturating");
         let mut record = InvalidationRecord {
             id,
             distribution_id: distribution_id.to_string(),
+            distribution_tenant_id: tenant,
             caller_reference: batch.caller_reference.clone(),
             paths: batch.paths,
             create_time,
@@ -381,7 +505,7 @@ impl State {
             .get_mut(distribution_id)
             .expect("checked");
         dist.by_caller_reference
-            .insert(batch.caller_reference, dist.invalidations.len());
+            .insert(key, dist.invalidations.len());
         dist.invalidations.push(record);
         let c = &mut dist.counters;
         c.invalidations_created += 1;
@@ -398,18 +522,43 @@ impl State {
         Ok(Created::New(reported))
     }
 
-    /// `GetInvalidation`.
+    /// `GetInvalidation`: the distribution's own invalidations (not its tenants').
     pub fn get_invalidation(
         &mut self,
         distribution_id: &str,
         id: &str,
         now: Timestamp,
     ) -> Result<InvalidationRecord, ApiError> {
-        let dist = self.distribution(distribution_id)?;
+        self.check_distribution(distribution_id)?;
+        self.get_in(distribution_id, None, id, now)
+    }
+
+    /// `GetInvalidationForDistributionTenant`: that tenant's invalidations only.
+    pub fn get_invalidation_for_tenant(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<InvalidationRecord, ApiError> {
+        let distribution_id = self.check_tenant(tenant)?;
+        self.get_in(&distribution_id, Some(tenant), id, now)
+    }
+
+    fn get_in(
+        &mut self,
+        distribution_id: &str,
+        tenant: Option<&str>,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<InvalidationRecord, ApiError> {
+        let dist = self
+            .distributions
+            .get_mut(distribution_id)
+            .ok_or_else(ApiError::no_such_distribution)?;
         let record = dist
             .invalidations
             .iter_mut()
-            .find(|i| i.id == id)
+            .find(|i| i.id == id && i.distribution_tenant_id.as_deref() == tenant)
             .ok_or_else(ApiError::no_such_invalidation)?;
         Ok(Distribution::report(record, now))
     }
@@ -423,8 +572,38 @@ impl State {
         max_items: usize,
         now: Timestamp,
     ) -> Result<InvalidationPage, ApiError> {
-        let dist = self.distribution(distribution_id)?;
-        let newest_first: Vec<usize> = (0..dist.invalidations.len()).rev().collect();
+        self.check_distribution(distribution_id)?;
+        self.list_in(distribution_id, None, marker, max_items, now)
+    }
+
+    /// `ListInvalidationsForDistributionTenant`: that tenant's invalidations, newest first.
+    pub fn list_invalidations_for_tenant(
+        &mut self,
+        tenant: &str,
+        marker: Option<&str>,
+        max_items: usize,
+        now: Timestamp,
+    ) -> Result<InvalidationPage, ApiError> {
+        let distribution_id = self.check_tenant(tenant)?;
+        self.list_in(&distribution_id, Some(tenant), marker, max_items, now)
+    }
+
+    fn list_in(
+        &mut self,
+        distribution_id: &str,
+        tenant: Option<&str>,
+        marker: Option<&str>,
+        max_items: usize,
+        now: Timestamp,
+    ) -> Result<InvalidationPage, ApiError> {
+        let dist = self
+            .distributions
+            .get_mut(distribution_id)
+            .ok_or_else(ApiError::no_such_distribution)?;
+        let newest_first: Vec<usize> = (0..dist.invalidations.len())
+            .rev()
+            .filter(|&i| dist.invalidations[i].distribution_tenant_id.as_deref() == tenant)
+            .collect();
         let start = match marker {
             None | Some("") => 0,
             Some(m) => match newest_first

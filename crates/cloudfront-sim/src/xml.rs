@@ -607,6 +607,7 @@ mod tests {
         let rec = InvalidationRecord {
             id: "I1JLWSDAP8FU89".into(),
             distribution_id: "E1".into(),
+            distribution_tenant_id: None,
             caller_reference: "r<1>".into(),
             paths: vec!["/a".into(), "/b*".into()],
             create_time: t,

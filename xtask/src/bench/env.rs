@@ -224,10 +224,12 @@ pub fn invalidation(name: &str, distribution: &str, paths: &[String]) -> CloudFr
             ..ObjectMeta::default()
         },
         spec: CloudFrontInvalidationSpec {
-            distribution_id: distribution.to_owned(),
+            distribution_id: Some(distribution.to_owned()),
+            distribution_tenant_id: None,
             paths: paths.iter().map(|p| p.as_str().into()).collect(),
             caller_reference: None,
             timeout_seconds: 3600,
+            ttl_seconds_after_finished: None,
         },
         status: None,
     }

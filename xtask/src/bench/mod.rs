@@ -10,6 +10,7 @@
 mod charts;
 mod detection;
 mod env;
+mod queue;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -44,6 +45,8 @@ enum Which {
     Burst(BurstArgs),
     /// Memory and idle CPU with many finished objects in the cache.
     Footprint(FootprintArgs),
+    /// Many objects queued on one distribution whose quota is full: operator CPU per object.
+    Queue(queue::QueueArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +95,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Quota(a) => quota(a).await,
         Which::Burst(a) => burst(a).await,
         Which::Footprint(a) => footprint(a).await,
+        Which::Queue(a) => queue::queue(a).await,
     }
 }
 
@@ -103,7 +107,7 @@ fn our_flags(scale: f64) -> Vec<String> {
         format!("--poll-max-interval={}", s(30.0)),
         format!("--poll-batch-interval={}", s(2.0)),
         format!("--poll-prior-median={}", s(45.0)),
-        format!("--queue-recheck-interval={}", s(2.0)),
+        format!("--queue-recheck-interval={}", s(30.0)),
         format!("--retry-base-delay={}", s(1.0)),
         format!("--retry-max-delay={}", s(60.0)),
         "--aws-rate-limit=1000".to_owned(),

@@ -575,7 +575,7 @@ fn counts() {
 fn drop_reason_display() {
     assert_eq!(
         DropReason::Duplicate.to_string(),
-        "duplicate of an earlier path"
+        "duplicate of an earlier item"
     );
     assert_eq!(
         DropReason::CoveredBy("/img/*".into()).to_string(),
@@ -716,4 +716,112 @@ fn a_full_request_of_long_paths_with_a_shared_prefix() {
     assert_eq!(n.billed(), MAX_PATHS / 2);
     assert_eq!(n.wildcards(), MAX_PATHS / 2);
     assert_eq!(n.dropped.len(), MAX_PATHS / 2);
+}
+
+// ---- cache tags ----
+
+#[test]
+fn tags_are_sent_as_written_without_slash_or_encoding() {
+    assert_eq!(one("#product:electronics"), "#product:electronics");
+    // `#`, `%`, `~`, `^` and friends would be encoded in a path; a tag keeps them.
+    assert_eq!(one("#a%b~c^d|e"), "#a%b~c^d|e");
+    // A `#` after the leading `/` is part of a path and encoded as before.
+    assert_eq!(one("/#product"), "/%23product");
+}
+
+#[test]
+fn tags_are_deduplicated_ignoring_case_keeping_the_first_spelling() {
+    let n = ok(&[
+        "#Product:Electronics",
+        "/index.html",
+        "#product:electronics",
+        "#PRODUCT:ELECTRONICS",
+    ]);
+    assert_eq!(n.paths, vec!["#Product:Electronics", "/index.html"]);
+    assert_eq!(n.dropped.len(), 2);
+    for d in &n.dropped {
+        assert_eq!(d.reason, DropReason::Duplicate);
+        assert_eq!(
+            d.normalized, "#Product:Electronics",
+            "the spelling sent in its place"
+        );
+    }
+    assert_eq!(n.dropped[0].input, "#product:electronics");
+    assert_eq!((n.billed(), n.tags(), n.path_items()), (2, 1, 1));
+}
+
+#[test]
+fn paths_stay_case_sensitive_next_to_tags() {
+    assert_eq!(
+        kept(&["/Index.html", "/index.html", "#Index.html"]).len(),
+        3
+    );
+}
+
+#[test]
+fn wildcards_never_cover_tags_and_tags_cover_nothing() {
+    let n = ok(&["/*", "#product:electronics", "/index.html"]);
+    assert_eq!(n.paths, vec!["/*", "#product:electronics"]);
+    assert_eq!(n.dropped.len(), 1);
+    assert_eq!(n.dropped[0].reason, DropReason::CoveredBy("/*".into()));
+    assert!(!covers("/*", "#tag"));
+    assert!(!covers("#tag", "#tag:more"));
+    assert!(!is_wildcard("#tag"));
+}
+
+#[test]
+fn tags_count_with_individual_paths_for_the_quota() {
+    let n = ok(&["#a", "#b", "/x", "/y/*"]);
+    assert_eq!((n.wildcards(), n.objects(), n.tags()), (1, 3, 2));
+}
+
+#[test]
+fn mixed_batch_keeps_input_order() {
+    assert_eq!(
+        kept(&["/a", "#t1", "b", "#t2"]),
+        vec!["/a", "#t1", "/b", "#t2"]
+    );
+}
+
+#[test]
+fn longest_tag_is_accepted() {
+    let tag = format!("#{}", "t".repeat(MAX_TAG_LEN));
+    assert_eq!(one(&tag), tag);
+}
+
+#[test]
+fn each_broken_tag_rule_names_the_item_and_the_rule() {
+    let long = format!("#{}", "t".repeat(MAX_TAG_LEN + 1));
+    let cases: [(&str, &str); 6] = [
+        ("#", "rule: tag-not-empty"),
+        ("#product:*", "rule: tag-no-wildcard"),
+        ("#a,b", "rule: tag-characters"),
+        ("#a b", "rule: tag-characters"),
+        ("#caf\u{e9}", "rule: tag-characters"),
+        (long.as_str(), "rule: tag-length"),
+    ];
+    for (bad, rule) in cases {
+        let e = normalize(&["/ok", bad]).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{bad}: {e}");
+        let message = e.to_string();
+        assert!(message.starts_with("spec.paths[1]: "), "{message}");
+        assert!(message.contains(rule), "{bad}: {message}");
+    }
+    assert_eq!(errs(&["#"]), vec![PathError::EmptyTag { index: 0 }]);
+    assert_eq!(
+        errs(&["#a,b"]),
+        vec![PathError::TagCharacter {
+            index: 0,
+            tag: "#a,b".into(),
+            found: ','
+        }]
+    );
+}
+
+#[test]
+fn a_tag_with_a_wildcard_and_a_comma_reports_both() {
+    let e = errs(&["#a*,b"]);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(matches!(e[0], PathError::TagWildcard { .. }));
+    assert!(matches!(e[1], PathError::TagCharacter { found: ',', .. }));
 }

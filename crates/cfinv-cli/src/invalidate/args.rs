@@ -18,10 +18,16 @@ pub struct InvalidateArgs {
     #[arg(
         long,
         value_name = "ID",
-        required_unless_present = "filename",
-        conflicts_with = "filename"
+        required_unless_present_any = ["filename", "distribution_tenant_id"],
+        conflicts_with_all = ["filename", "distribution_tenant_id"]
     )]
     pub distribution_id: Option<String>,
+
+    /// Id of a distribution tenant of a multi-tenant distribution, e.g.
+    /// dt_2yMvQgam3QkJo2z54FDl91dk1AB: the invalidation goes through
+    /// CreateInvalidationForDistributionTenant. Instead of --distribution-id.
+    #[arg(long, value_name = "ID", conflicts_with = "filename")]
+    pub distribution_tenant_id: Option<String>,
 
     /// A path to invalidate; repeat the flag or give several values (`--path /index.html
     /// '/static/*'`). The leading `/` is optional; `*` only as the last character. Duplicates
@@ -32,10 +38,22 @@ pub struct InvalidateArgs {
         value_name = "PATH",
         num_args = 1..,
         action = ArgAction::Append,
-        required_unless_present = "filename",
+        required_unless_present_any = ["filename", "tags"],
         conflicts_with = "filename"
     )]
     pub paths: Vec<String>,
+
+    /// A cache tag to invalidate (repeatable): every cached object carrying it, on a
+    /// distribution with a CacheTagConfig. The same as `--path '#TAG'`; the leading `#` is
+    /// optional here. Tags ignore case; duplicates are sent once.
+    #[arg(
+        long = "tag",
+        value_name = "TAG",
+        num_args = 1..,
+        action = ArgAction::Append,
+        conflicts_with = "filename"
+    )]
+    pub tags: Vec<String>,
 
     /// Take distribution, paths, callerReference and timeoutSeconds from a
     /// CloudFrontInvalidation manifest (the file `kubectl apply -f` takes); `-` reads stdin.

@@ -6,13 +6,16 @@ use std::time::Duration;
 use super::InvalidateArgs;
 use crate::caller_reference::{Source, keyed_caller_reference, per_run_caller_reference};
 use crate::manifest::{self, validate_caller_reference};
-use crate::{InputError, validate_distribution_id};
-use cfinv_api::crd::DEFAULT_TIMEOUT_SECONDS;
+use crate::{InputError, validate_distribution_id, validate_distribution_tenant_id};
+use cfinv_api::crd::{DEFAULT_TIMEOUT_SECONDS, Target};
 use cfinv_api::paths::{self, NormalizedPaths, PathError, PathErrors};
 
 /// What to do, once the input is checked.
 #[derive(Clone, Debug)]
 pub(super) struct Plan {
+    /// The distribution or the distribution tenant.
+    pub(super) target: Target,
+    /// The target's id (a distribution id, or a tenant id).
     pub(super) distribution_id: String,
     /// The paths to send, sorted (so two runs send byte-identical batches).
     pub(super) normalized: NormalizedPaths,
@@ -24,25 +27,40 @@ pub(super) struct Plan {
 
 impl Plan {
     pub(super) fn from_args(args: &InvalidateArgs) -> Result<Self, InputError> {
-        let (distribution_id, raw_paths, manifest_reference, manifest_timeout) =
-            match &args.filename {
-                Some(file) => {
-                    let m = manifest::load(file)?;
-                    (
-                        m.distribution_id,
-                        m.paths,
-                        m.caller_reference,
-                        Some(m.timeout),
-                    )
-                }
-                None => (
-                    args.distribution_id.clone().unwrap_or_default(),
-                    args.paths.clone(),
+        let (target, raw_paths, manifest_reference, manifest_timeout) = match &args.filename {
+            Some(file) => {
+                let m = manifest::load(file)?;
+                (m.target, m.paths, m.caller_reference, Some(m.timeout))
+            }
+            None => {
+                let target = match &args.distribution_tenant_id {
+                    Some(tenant) => {
+                        validate_distribution_tenant_id(tenant)?;
+                        Target::Tenant(tenant.clone())
+                    }
+                    None => {
+                        let id = args.distribution_id.clone().unwrap_or_default();
+                        validate_distribution_id(&id)?;
+                        Target::Distribution(id)
+                    }
+                };
+                // `--tag x` is `--path '#x'`, after the paths.
+                let tags = args.tags.iter().map(|t| {
+                    if t.starts_with('#') {
+                        t.clone()
+                    } else {
+                        format!("#{t}")
+                    }
+                });
+                (
+                    target,
+                    args.paths.iter().cloned().chain(tags).collect(),
                     None,
                     None,
-                ),
-            };
-        validate_distribution_id(&distribution_id)?;
+                )
+            }
+        };
+        let distribution_id = target.id().to_owned();
         let mut normalized = paths::normalize(&raw_paths)
             .map_err(|e| path_errors(&e, &raw_paths, args.filename.is_some()))?;
         normalized.paths.sort_unstable();
@@ -85,6 +103,7 @@ impl Plan {
             return Err(InputError::new("--timeout must be more than zero"));
         }
         Ok(Self {
+            target,
             distribution_id,
             normalized,
             caller_reference,
@@ -108,7 +127,11 @@ pub(super) fn path_errors(errors: &PathErrors, raw: &[String], from_manifest: bo
             let index = match e {
                 PathError::EmptyPath { index }
                 | PathError::WildcardNotLast { index, .. }
-                | PathError::TooLong { index, .. } => Some(*index),
+                | PathError::TooLong { index, .. }
+                | PathError::EmptyTag { index }
+                | PathError::TagTooLong { index, .. }
+                | PathError::TagWildcard { index, .. }
+                | PathError::TagCharacter { index, .. } => Some(*index),
                 _ => None,
             };
             let text = e.to_string();

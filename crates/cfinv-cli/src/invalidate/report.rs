@@ -153,6 +153,15 @@ pub(super) fn failure_message(
 ) -> String {
     let dist = &plan.distribution_id;
     let hint = match reason {
+        FailureReason::DistributionTenantNotFound => format!(
+            "distribution tenant {dist} does not exist, or belongs to another AWS account than \
+             these credentials"
+        ),
+        FailureReason::AccessDenied if plan.target.is_tenant() => format!(
+            "these credentials may not invalidate distribution tenant {dist}: grant \
+             cloudfront:CreateInvalidationForDistributionTenant and \
+             cloudfront:GetInvalidationForDistributionTenant on it"
+        ),
         FailureReason::DistributionNotFound => format!(
             "distribution {dist} does not exist, or belongs to another AWS account than these \
              credentials"

@@ -9,9 +9,10 @@ use super::{Outcome, Stage};
 use crate::CALL_GRACE;
 use crate::output;
 use crate::progress::{Progress, format_duration};
-use cfinv_cloudfront::polling::CompletionModel;
+use cfinv_cloudfront::polling::{CompletionModel, Kind};
 use cfinv_cloudfront::{
-    CloudFront, CloudFrontError, CreateInvalidation, Disposition, Invalidation, classify,
+    CloudFront, CloudFrontError, Disposition, Invalidation, classify, create_operation,
+    get_operation,
 };
 
 /// The state machine: submit (waiting for a slot, retrying), then poll until done.
@@ -24,17 +25,15 @@ pub(super) async fn run(
     let started = Instant::now();
     let deadline = started + plan.timeout;
     let dist = &plan.distribution_id;
-    let request = CreateInvalidation {
-        distribution_id: dist.clone(),
-        caller_reference: plan.caller_reference.clone(),
-        paths: plan.normalized.paths.clone(),
-    };
+    let target = &plan.target;
+    let create_op = create_operation(target).as_str();
+    let get_op = get_operation(target).as_str();
     let dropped = match plan.normalized.dropped.len() {
         0 => String::new(),
         n => format!(", {n} duplicate or covered path(s) dropped"),
     };
     progress.line(format!(
-        "submitting {} path(s) to distribution {dist}{dropped} (caller reference {})",
+        "submitting {} path(s) to {target}{dropped} (caller reference {})",
         plan.normalized.billed(),
         plan.caller_reference
     ));
@@ -46,16 +45,17 @@ pub(super) async fn run(
         let bound = deadline
             .saturating_duration_since(Instant::now())
             .max(CALL_GRACE);
-        let err = match tokio::time::timeout(bound, cf.create_invalidation(&request)).await {
+        let create = cf.create_for(target, &plan.caller_reference, &plan.normalized.paths);
+        let err = match tokio::time::timeout(bound, create).await {
             Ok(Ok(invalidation)) => break invalidation,
             Ok(Err(err)) => err,
             Err(_) => {
                 return Outcome::TimedOut {
                     stage: Stage::Submitting,
                     invalidation: None,
-                    last_error: Some(CloudFrontError::timeout(
-                        "CreateInvalidation did not answer before the timeout",
-                    )),
+                    last_error: Some(CloudFrontError::timeout(format!(
+                        "{create_op} did not answer before the timeout"
+                    ))),
                 };
             }
         };
@@ -63,7 +63,7 @@ pub(super) async fn run(
         if let Disposition::Fail(reason) = disposition {
             return Outcome::Failed {
                 reason,
-                operation: "CreateInvalidation",
+                operation: create_op,
                 error: err,
                 invalidation: None,
             };
@@ -90,16 +90,16 @@ pub(super) async fn run(
             Disposition::Queue if !queued => {
                 queued = true;
                 progress.line(format!(
-                    "distribution {dist} has too many invalidations in progress (CloudFront \
-                     allows 15 wildcard paths and 3,000 other paths in progress at once); \
-                     waiting for a slot, up to {} more",
+                    "{target} has too many invalidations in progress (CloudFront allows 15 \
+                     wildcard paths and 3,000 other paths in progress at once); waiting for a \
+                     slot, up to {} more",
                     format_duration(deadline - now)
                 ));
                 progress.waiting(format!("waiting for an in-progress slot on {dist}"));
             }
             Disposition::Queue => {}
             _ => progress.line(format!(
-                "CreateInvalidation failed, retrying in {}: {err}",
+                "{create_op} failed, retrying in {}: {err}",
                 format_duration(delay)
             )),
         }
@@ -135,7 +135,8 @@ pub(super) async fn run(
     let mut last_error;
     // A one-shot process has seen no completions: the engine's prior window (CloudFront's
     // documented times) shapes the schedule; one invalidation, so no batched List.
-    let window = CompletionModel::new(tuning.poll.prior_median).window(dist);
+    let window = CompletionModel::new(tuning.poll.prior_median)
+        .window_kind(dist, Kind::of(&plan.normalized.paths));
     loop {
         let now = Instant::now();
         let delay = if retries == 0 {
@@ -149,7 +150,7 @@ pub(super) async fn run(
         let bound = deadline
             .saturating_duration_since(Instant::now())
             .max(CALL_GRACE);
-        match tokio::time::timeout(bound, cf.get_invalidation(dist, &id)).await {
+        match tokio::time::timeout(bound, cf.get_for(target, &id)).await {
             Ok(Ok(polled)) => {
                 retries = 0;
                 last_error = None;
@@ -170,21 +171,21 @@ pub(super) async fn run(
                 Disposition::Fail(reason) => {
                     return Outcome::Failed {
                         reason,
-                        operation: "GetInvalidation",
+                        operation: get_op,
                         error: err,
                         invalidation: Some(current),
                     };
                 }
                 Disposition::Queue | Disposition::Retry => {
                     retries = retries.saturating_add(1);
-                    progress.line(format!("GetInvalidation failed, will retry: {err}"));
+                    progress.line(format!("{get_op} failed, will retry: {err}"));
                     last_error = Some(err);
                 }
             },
             Err(_) => {
-                last_error = Some(CloudFrontError::timeout(
-                    "GetInvalidation did not answer before the timeout",
-                ));
+                last_error = Some(CloudFrontError::timeout(format!(
+                    "{get_op} did not answer before the timeout"
+                )));
             }
         }
         if Instant::now() >= deadline {

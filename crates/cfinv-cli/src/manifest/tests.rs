@@ -18,7 +18,7 @@ spec:
 fn parses_a_manifest() {
     let m = parse(BASIC, "m.yaml").unwrap();
     assert_eq!(m.name.as_deref(), Some("deploy-42"));
-    assert_eq!(m.distribution_id, "E2EXAMPLE");
+    assert_eq!(m.target, Target::Distribution("E2EXAMPLE".into()));
     assert_eq!(m.paths, ["/index.html", "/static/*"]);
     assert_eq!(m.caller_reference, None);
     assert_eq!(m.timeout, Duration::from_secs(900), "the CRD's default");
@@ -38,7 +38,7 @@ fn takes_caller_reference_and_timeout() {
 #[test]
 fn skips_other_documents() {
     let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\n{BASIC}---\n");
-    assert_eq!(parse(&text, "m.yaml").unwrap().distribution_id, "E2EXAMPLE");
+    assert_eq!(parse(&text, "m.yaml").unwrap().target.id(), "E2EXAMPLE");
 }
 
 #[test]

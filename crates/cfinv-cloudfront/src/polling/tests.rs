@@ -296,3 +296,25 @@ fn a_budget_for_each_fixed_poller_dominates_it() {
         );
     }
 }
+
+#[test]
+fn tag_only_invalidations_have_their_own_faster_prior_and_history() {
+    assert_eq!(Kind::of(&["#a", "#b"]), Kind::TagsOnly);
+    assert_eq!(Kind::of(&["#a", "/index.html"]), Kind::Paths);
+    assert_eq!(Kind::of::<&str>(&[]), Kind::Paths);
+    let m = CompletionModel::default();
+    let tags = m.window_kind("E1", Kind::TagsOnly);
+    let paths = m.window_kind("E1", Kind::Paths);
+    assert_eq!(paths, m.window("E1"));
+    // AWS: tag invalidations complete in under 25 s at P95; the prior's own P95 is near that.
+    let p95 = tags.median.as_secs_f64() * (1.645 * tags.sigma).exp();
+    assert!((20.0..35.0).contains(&p95), "{tags:?}: P95 {p95} s");
+    assert!(tags.early < Duration::from_secs(3), "{tags:?}");
+    assert!(tags.late < paths.early * 2, "{tags:?} against {paths:?}");
+    // Slow path invalidations do not slow the tag schedule down, and the other way round.
+    for _ in 0..20 {
+        m.observe_kind("E1", Kind::Paths, Duration::from_secs(600));
+    }
+    assert_eq!(m.window_kind("E1", Kind::TagsOnly), tags);
+    assert!(m.window_kind("E1", Kind::Paths).early > Duration::from_secs(60));
+}

@@ -6,6 +6,7 @@ mod reconcile;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod ttl;
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -25,19 +26,19 @@ use kube::{
     },
 };
 use rand::SeedableRng;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use cfinv_cloudfront::backoff::RetrySettings;
 pub use cfinv_cloudfront::polling::PollSettings;
+pub(crate) use reconcile::submitted_target_id;
 pub use reconcile::{error_policy, reconcile};
-
-use kube::runtime::reflector::Store;
 
 use crate::{health::Health, metrics::Metrics, scheduler::Scheduler, tenancy::TenancyGuard};
 use cfinv_api::crd::CloudFrontInvalidation;
 use cfinv_cloudfront::CloudFront;
 use cfinv_cloudfront::polling::{CompletionModel, StatusBoard};
 use jiff::Timestamp;
+use kube::runtime::reflector::Store;
 
 /// Name the operator reports events and field ownership under.
 pub const CONTROLLER_NAME: &str = "cloudfront-invalidation-operator";
@@ -47,6 +48,8 @@ pub const CONTROLLER_NAME: &str = "cloudfront-invalidation-operator";
 pub enum Error {
     #[error("could not write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("could not delete the finished object: {0}")]
+    Delete(#[source] kube::Error),
     #[error("object has no {0}")]
     MissingField(&'static str),
 }
@@ -56,12 +59,16 @@ pub enum Error {
 pub struct Settings {
     pub poll: PollSettings,
     pub retry: RetrySettings,
-    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again.
-    /// No CloudFront call and no write is made while it waits.
+    /// How often an object waiting for a quota slot (in this operator's scheduler) looks again,
+    /// a safety net: the scheduler wakes it when its slot frees. No CloudFront call and no
+    /// write is made while it waits.
     pub queue_recheck: Duration,
     /// How often an object that ended `Failed/Timeout` while CloudFront still ran its
     /// invalidation asks CloudFront again, until CloudFront reports it finished.
     pub follow_up: Duration,
+    /// Delete finished objects this long after they finished, where
+    /// `spec.ttlSecondsAfterFinished` is not set. `None`: keep them.
+    pub ttl_after_finished: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -69,8 +76,9 @@ impl Default for Settings {
         Self {
             poll: PollSettings::default(),
             retry: RetrySettings::default(),
-            queue_recheck: Duration::from_secs(2),
+            queue_recheck: Duration::from_secs(30),
             follow_up: Duration::from_secs(300),
+            ttl_after_finished: None,
         }
     }
 }
@@ -96,27 +104,11 @@ pub struct CloudFrontAccess {
     pub board: StatusBoard,
 }
 
-/// Who may submit next: the quota scheduler, the tenancy policy and the cache they read.
+/// Who may submit next: the quota scheduler (with its index of every object, fed by the
+/// controller's watch) and the tenancy policy.
 pub struct Scheduling {
-    pub scheduler: Scheduler,
+    pub scheduler: Arc<Scheduler>,
     pub tenancy: TenancyGuard,
-    /// The controller's cache, set while a controller runs: the scheduler and the poller read
-    /// what is in flight from it instead of listing.
-    cache: Mutex<Option<Store<CloudFrontInvalidation>>>,
-}
-
-impl Scheduling {
-    /// Cached objects of one distribution (empty when no controller runs, as in unit tests).
-    pub(crate) fn cached(&self, distribution: &str) -> Vec<Arc<CloudFrontInvalidation>> {
-        let cache = self.cache.lock().expect("cache lock");
-        cache.as_ref().map_or_else(Vec::new, |store| {
-            store
-                .state()
-                .into_iter()
-                .filter(|o| reconcile::submitted_distribution(o) == distribution)
-                .collect()
-        })
-    }
 }
 
 /// Consecutive retryable failures per object UID, for the backoff. Kept in memory: after a
@@ -275,9 +267,8 @@ impl Context {
                 board: StatusBoard::default(),
             },
             scheduling: Scheduling {
-                scheduler: Scheduler::default(),
+                scheduler: Arc::default(),
                 tenancy: TenancyGuard::open(),
-                cache: Mutex::default(),
             },
             retries: Retries::new(settings.retry.clone()),
             observability: Observability {
@@ -380,46 +371,79 @@ pub async fn run(
         WatchScope::Namespace(ns) => Api::namespaced(ctx.client.clone(), ns),
     };
     info!(?scope, concurrency, "starting controller");
+    let scheduler = ctx.scheduling.scheduler.clone();
+    // A new term rebuilds the index from the watch's first list.
+    scheduler.reset();
+    let wakes = scheduler.wakes();
+    let default_ttl = ctx.settings.ttl_after_finished;
     // Our own reflector, so readiness can follow the watcher's InitDone (the initial list is in
-    // the cache) and the scheduler and metrics can read the same cache.
+    // the cache). Every event feeds the scheduler's index first; the cache then keeps only
+    // objects reconcile still has work for, so finished objects cost a few bytes of index, not
+    // a whole object each. The list is paged (the default 500 per page), so a cold start with
+    // 100,000 objects never holds them all as one response.
     let (store, writer) = reflector::store();
     let synced = health.clone();
+    let index = scheduler.clone();
     let (memory, cache) = (ctx.clone(), store.clone());
-    let events = reflector(
-        writer,
-        watcher(api, watcher::Config::default().any_semantic()),
-    )
-    .inspect(move |event| {
-        if let Ok(event) = event {
-            memory.on_watch_event(event, &cache);
-        }
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            info!("cache synced");
-            synced.set_cache_synced(true);
-        }
-    })
-    .default_backoff()
-    .applied_objects()
-    // Only spec changes (a new generation) and new objects trigger a reconcile: the operator's
-    // own status writes do not, so a write neither causes an extra poll within milliseconds
-    // nor skips the backoff the reconcile asked for. The reflector above still sees every
-    // change, so reconciles read the current status.
-    .predicate_filter(predicates::generation, PredicateConfig::default());
-    ctx.observability.metrics.register_cache(store.clone());
-    *ctx.scheduling.cache.lock().expect("cache lock") = Some(store.clone());
+    let events = watcher(api, watcher::Config::default())
+        .inspect_ok(move |event| index.observe(event))
+        .try_filter_map(move |event| futures::future::ready(Ok(for_the_cache(event, default_ttl))))
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                memory.on_watch_event(event, &cache);
+            }
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                info!("cache synced");
+                synced.set_cache_synced(true);
+            }
+        })
+        .default_backoff()
+        .applied_objects()
+        // Only spec changes (a new generation) and new objects trigger a reconcile: the
+        // operator's own status writes do not, so a write neither causes an extra poll within
+        // milliseconds nor skips the backoff the reconcile asked for. The reflector above still
+        // sees every change, so reconciles read the current status; queued objects are woken by
+        // the scheduler (`reconcile_on` below).
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    ctx.observability.metrics.register_cache(scheduler.clone());
     let controller = Controller::for_stream(events, store);
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
+        // The scheduler wakes a queued object when its slot frees.
+        .reconcile_on(wakes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "controller error");
+            match result {
+                // A finished object left the cache while a requeue for it was pending.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    debug!(object = %obj, "object no longer in the cache, nothing to do");
+                }
+                Err(e) => warn!(error = %e, "controller error"),
+                Ok(_) => {}
             }
         })
         .await;
     ctx.observability.metrics.unregister_cache();
-    *ctx.scheduling.cache.lock().expect("cache lock") = None;
     health.set_cache_synced(false);
     info!("controller stopped");
+}
+
+/// What the controller's cache receives of a watch event: finished objects with nothing left
+/// to do are taken out of it (a delete for the cache; the object itself stays in Kubernetes).
+fn for_the_cache(
+    event: watcher::Event<CloudFrontInvalidation>,
+    default_ttl: Option<Duration>,
+) -> Option<watcher::Event<CloudFrontInvalidation>> {
+    let idle = |obj: &CloudFrontInvalidation| {
+        obj.phase().is_terminal()
+            && !ttl::finished_needs_reconcile(obj, default_ttl)
+            && !reconcile::follow_up_pending(obj)
+    };
+    match event {
+        watcher::Event::InitApply(obj) if idle(&obj) => None,
+        watcher::Event::Apply(obj) if idle(&obj) => Some(watcher::Event::Delete(obj)),
+        event => Some(event),
+    }
 }

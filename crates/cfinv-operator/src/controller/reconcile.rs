@@ -27,11 +27,12 @@ use crate::{
     scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
     tenancy::Decision,
 };
-use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase};
+use cfinv_api::crd::{CloudFrontInvalidation, CloudFrontInvalidationStatus, Phase, Target};
 use cfinv_api::paths;
+use cfinv_cloudfront::polling::Kind;
 use cfinv_cloudfront::{
-    CloudFrontError, CreateInvalidation, Disposition, FailureReason, InvalidationStatus, classify,
-    classify_after_submission,
+    CloudFrontError, Disposition, FailureReason, InvalidationStatus, classify,
+    classify_after_submission, create_operation, get_operation, list_operation,
 };
 
 /// The IAM actions the operator needs, as `deploy/iam-policy.json` grants them (a test keeps
@@ -42,9 +43,16 @@ pub(crate) const IAM_ACTIONS: &[&str] = &[
     "cloudfront:ListInvalidations",
 ];
 
+/// The same for distribution tenants.
+pub(crate) const IAM_TENANT_ACTIONS: &[&str] = &[
+    "cloudfront:CreateInvalidationForDistributionTenant",
+    "cloudfront:GetInvalidationForDistributionTenant",
+    "cloudfront:ListInvalidationsForDistributionTenant",
+];
+
 #[instrument(skip_all, fields(
     object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
-    distribution = %obj.spec.distribution_id,
+    destination = %obj.spec.target().map(|t| t.label()).unwrap_or_default(),
     invalidation_id = field::Empty,
 ))]
 pub async fn reconcile(
@@ -89,28 +97,84 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
             Some(id) => poll(obj, ctx, &status, id, now, deadline).await,
         }
     };
-    apply(obj, ctx, &uid, status, observation, now, deadline).await
+    let (action, written) = apply(obj, ctx, &uid, status, observation, now, deadline).await?;
+    // A finished object (finished now, or before) with nothing left to ask CloudFront: its TTL
+    // decides what comes next. Our own status write triggers no reconcile, so this is the
+    // moment to schedule it.
+    if written.phase.is_some_and(Phase::is_terminal) {
+        let mut finished = obj.clone();
+        finished.status = Some(written);
+        if !follow_up_pending(&finished) {
+            return super::ttl::after_finished(&finished, ctx, now).await;
+        }
+    }
+    Ok(action)
 }
 
-/// The distribution the object's invalidation was (or is being) submitted to.
-pub(crate) fn submitted_distribution(obj: &CloudFrontInvalidation) -> &str {
-    obj.status
+/// A `Failed/Timeout` object whose invalidation CloudFront was still running: the slow
+/// follow-up keeps asking until CloudFront reports it finished (it also still holds a slot).
+pub(crate) fn follow_up_pending(obj: &CloudFrontInvalidation) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.phase == Some(Phase::Failed)
+            && s.invalidation_id.is_some()
+            && s.cloud_front_status.as_deref() == Some("InProgress")
+    })
+}
+
+/// Where the object's invalidation was (or is being) submitted: recorded in the status at the
+/// first attempt (a spec edit on a server without CEL cannot redirect it), else the spec's one
+/// target. `Err`: the spec names both targets or neither.
+pub(crate) fn submitted_target(
+    obj: &CloudFrontInvalidation,
+) -> Result<Target, cfinv_api::crd::TargetError> {
+    let status = obj.status.as_ref();
+    if let Some(tenant) = status.and_then(|s| s.distribution_tenant_id.clone()) {
+        return Ok(Target::Tenant(tenant));
+    }
+    if let Some(distribution) = status.and_then(|s| s.distribution_id.clone()) {
+        return Ok(Target::Distribution(distribution));
+    }
+    obj.spec.target()
+}
+
+/// The scheduling and polling key of [`submitted_target`]: the target's id, whichever kind.
+pub(crate) fn submitted_target_id(obj: &CloudFrontInvalidation) -> &str {
+    let status = obj.status.as_ref();
+    status
+        .and_then(|s| s.distribution_tenant_id.as_deref())
+        .or_else(|| status.and_then(|s| s.distribution_id.as_deref()))
+        .unwrap_or_else(|| obj.spec.target_id())
+}
+
+/// What the invalidation carries, for the completion model: the items sent, else the spec's.
+fn kind(obj: &CloudFrontInvalidation) -> Kind {
+    match obj
+        .status
         .as_ref()
-        .and_then(|s| s.distribution_id.as_deref())
-        .unwrap_or(&obj.spec.distribution_id)
+        .and_then(|s| s.submitted_paths.as_deref())
+    {
+        Some(sent) => Kind::of(sent),
+        None => Kind::of(&obj.spec.paths),
+    }
 }
 
 /// What to send: what an earlier attempt recorded (a spec edit after it cannot change what may
-/// already be in CloudFront), else the spec, validated and normalised. `Err`: why the spec's
-/// paths are invalid. The second value counts paths normalisation left out.
+/// already be in CloudFront), else the spec, validated and normalised. `Err`: why the spec
+/// cannot be sent (its target or its paths). The second value counts paths normalisation left
+/// out.
 fn submission(
     obj: &CloudFrontInvalidation,
     status: &CloudFrontInvalidationStatus,
     uid: &str,
-) -> Result<(Submission, usize), String> {
+) -> Result<(Submission, usize), (FailureReason, String)> {
     let from_spec = paths::normalize(&obj.spec.paths);
-    if let (Some(distribution_id), Some(caller_reference), Some(paths)) = (
-        &status.distribution_id,
+    let recorded_target = match (&status.distribution_id, &status.distribution_tenant_id) {
+        (_, Some(tenant)) => Some(Target::Tenant(tenant.clone())),
+        (Some(distribution), None) => Some(Target::Distribution(distribution.clone())),
+        (None, None) => None,
+    };
+    if let (Some(target), Some(caller_reference), Some(paths)) = (
+        recorded_target,
         &status.caller_reference,
         &status.submitted_paths,
     ) {
@@ -119,13 +183,19 @@ fn submission(
             _ => 0,
         };
         let recorded = Submission {
-            distribution_id: distribution_id.clone(),
+            target,
             caller_reference: caller_reference.clone(),
             paths: paths.clone(),
         };
         return Ok((recorded, dropped));
     }
-    let normalized = from_spec.map_err(|errors| errors.to_string())?;
+    // Servers without CEL or `oneOf` admit both ids or neither: never guess which was meant.
+    let target = obj
+        .spec
+        .target()
+        .map_err(|e| (FailureReason::InvalidTarget, e.to_string()))?;
+    let normalized =
+        from_spec.map_err(|errors| (FailureReason::InvalidPaths, errors.to_string()))?;
     let caller_reference = obj
         .spec
         .caller_reference
@@ -134,7 +204,7 @@ fn submission(
     let dropped = normalized.dropped.len();
     Ok((
         Submission {
-            distribution_id: obj.spec.distribution_id.clone(),
+            target,
             caller_reference,
             paths: normalized.paths,
         },
@@ -152,12 +222,7 @@ async fn submit(
     let (submission, dropped) = match submission(obj, status, uid) {
         Ok(s) => s,
         // Input we know CloudFront would reject never reaches it.
-        Err(message) => {
-            return Observation::Failed {
-                reason: FailureReason::InvalidPaths,
-                message,
-            };
-        }
+        Err((reason, message)) => return Observation::Failed { reason, message },
     };
     let namespace = obj.namespace().unwrap_or_default();
     let attempted = status.caller_reference.is_some();
@@ -167,7 +232,7 @@ async fn submit(
         match ctx
             .scheduling
             .tenancy
-            .check(&namespace, &submission.distribution_id)
+            .check_target(&namespace, &submission.target)
         {
             Decision::Allowed => {}
             Decision::Denied(message) => {
@@ -187,26 +252,22 @@ async fn submit(
             }
         }
     }
-    let distribution = submission.distribution_id.clone();
-    let candidate = Candidate {
-        uid: uid.to_owned(),
-        namespace,
-        created: obj
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        usage: Usage::of(&submission.paths),
+    // Tenants are scheduled on their own budget (docs/tags-and-tenants.md, "Quotas"): the docs
+    // do not say whether they share their distribution's; TooManyInvalidationsInProgress still
+    // queues the object if they do.
+    let target = submission.target.clone();
+    let distribution = target.id().to_owned();
+    let Some(candidate) = Candidate::new(obj, Usage::of(&submission.paths)) else {
+        return Observation::Retry {
+            message: "object has no metadata.uid yet".to_owned(),
+            attempt: None,
+        };
     };
-    match ctx.scheduling.scheduler.admit(
-        &distribution,
-        &candidate,
-        &ctx.scheduling.cached(&distribution),
-    ) {
+    match ctx.scheduling.scheduler.admit(&distribution, &candidate) {
         Admission::Admit => {}
         Admission::Wait { .. } => {
             return Observation::Queued {
-                message: queued_message(&distribution),
+                message: queued_message(&target),
                 backoff: false,
                 attempt: None,
             };
@@ -227,31 +288,46 @@ async fn submit(
             };
         }
     }
-    let request = CreateInvalidation {
-        distribution_id: distribution.clone(),
-        caller_reference: submission.caller_reference.clone(),
-        paths: submission.paths.clone(),
-    };
-    match ctx.cloudfront.api.create_invalidation(&request).await {
+    let created = ctx
+        .cloudfront
+        .api
+        .create_for(&target, &submission.caller_reference, &submission.paths)
+        .await;
+    match created {
         Ok(invalidation) => Observation::Submitted {
             invalidation,
             submission,
             dropped,
         },
         Err(err) => {
-            ctx.scheduling.scheduler.release(uid);
+            // Refused by CloudFront's quota: the scheduler pauses wakes on this distribution;
+            // any other error frees the slot it reserved.
+            if classify(&err) == Disposition::Queue {
+                ctx.scheduling.scheduler.refused(uid);
+            } else {
+                ctx.scheduling.scheduler.release(uid);
+            }
             match classify(&err) {
                 Disposition::Fail(reason) => Observation::Failed {
                     reason,
-                    message: failure_message(obj, reason, "CreateInvalidation", &err),
+                    message: failure_message(
+                        obj,
+                        &target,
+                        reason,
+                        create_operation(&target).as_str(),
+                        &err,
+                    ),
                 },
                 Disposition::Queue => Observation::Queued {
-                    message: queued_message(&distribution),
+                    message: queued_message(&target),
                     backoff: true,
                     attempt: Some(submission),
                 },
                 Disposition::Retry => Observation::Retry {
-                    message: format!("CreateInvalidation failed, retrying: {err}"),
+                    message: format!(
+                        "{} failed, retrying: {err}",
+                        create_operation(&target).as_str()
+                    ),
                     attempt: Some(submission),
                 },
             }
@@ -269,39 +345,51 @@ async fn poll(
     now: Timestamp,
     deadline: Timestamp,
 ) -> Observation {
-    let distribution = submitted_distribution(obj);
+    let target = match submitted_target(obj) {
+        Ok(target) => target,
+        Err(error) => {
+            return Observation::Failed {
+                reason: FailureReason::InvalidTarget,
+                message: error.to_string(),
+            };
+        }
+    };
+    let distribution = target.id();
     let past_deadline = now >= deadline;
     let batch_interval = ctx.settings.poll.batch_interval;
-    let in_flight = ctx
-        .scheduling
-        .cached(distribution)
-        .iter()
-        .filter(|o| o.phase() == Phase::InProgress)
-        .count();
-    let batched = !past_deadline && batch_interval.is_some() && in_flight >= 2;
-    let mut operation = "GetInvalidation";
+    let in_flight = ctx.scheduling.scheduler.polling(distribution);
+    let mut batched = !past_deadline && batch_interval.is_some() && in_flight >= 2;
+    let mut operation = get_operation(&target).as_str().to_owned();
     let answer = match batch_interval.filter(|_| batched) {
         Some(max_age) => match ctx
             .cloudfront
             .board
-            .completed(&*ctx.cloudfront.api, distribution, id, max_age)
+            .completed_for(&*ctx.cloudfront.api, &target, id, max_age)
             .await
         {
             Ok(Some(true)) => Ok(InvalidationStatus::Completed),
             Ok(Some(false)) => Ok(InvalidationStatus::InProgress),
-            // Not among the newest 100: ask for this one.
-            Ok(None) => get_status(ctx, distribution, id).await,
+            // Not among the newest 100: ask for this one, on its own schedule.
+            Ok(None) => {
+                batched = false;
+                get_status(ctx, &target, id).await
+            }
             Err(e) => {
                 // The shared list failed (throttled, or IAM lacks ListInvalidations): this
                 // object still gets its answer, from GetInvalidation.
-                warn!(error = %e, "ListInvalidations failed, asking GetInvalidation instead");
-                get_status(ctx, distribution, id).await
+                warn!(
+                    error = %e,
+                    "{} failed, asking {} instead",
+                    list_operation(&target).as_str(),
+                    get_operation(&target).as_str()
+                );
+                get_status(ctx, &target, id).await
             }
         },
-        None => get_status(ctx, distribution, id).await,
+        None => get_status(ctx, &target, id).await,
     };
     if in_flight <= 1 {
-        ctx.cloudfront.board.forget(distribution);
+        ctx.cloudfront.board.forget_target(&target);
     }
     match answer {
         Ok(InvalidationStatus::Completed) => Observation::Completed,
@@ -323,17 +411,20 @@ async fn poll(
         }
         Err(err) => {
             if batched {
-                operation = "GetInvalidation (after ListInvalidations failed)";
+                operation = format!(
+                    "{operation} (after {} failed)",
+                    list_operation(&target).as_str()
+                );
             }
             match classify_after_submission(&err) {
                 Disposition::Fail(reason) => Observation::Failed {
                     reason,
-                    message: failure_message(obj, reason, operation, &err),
+                    message: failure_message(obj, &target, reason, &operation, &err),
                 },
                 _ => {
                     let hint = match classify(&err) {
                         Disposition::Fail(FailureReason::AccessDenied) => {
-                            format!("; {}", iam_hint(distribution))
+                            format!("; {}", iam_hint(&target))
                         }
                         _ => String::new(),
                     };
@@ -362,13 +453,13 @@ async fn follow_up(
     status: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) -> Observation {
-    let running = status.phase == Some(Phase::Failed)
-        && status.cloud_front_status.as_deref() == Some("InProgress");
-    let (true, Some(id)) = (running, &status.invalidation_id) else {
+    let (true, Some(id)) = (follow_up_pending(obj), &status.invalidation_id) else {
         return Observation::Finished;
     };
-    let distribution = submitted_distribution(obj);
-    match ctx.cloudfront.api.get_invalidation(distribution, id).await {
+    let Ok(target) = submitted_target(obj) else {
+        return Observation::Finished;
+    };
+    match ctx.cloudfront.api.get_for(&target, id).await {
         Ok(inv) if inv.status.is_completed() => Observation::FollowUp(FollowUp::Finished {
             message: format!(
                 "invalidation {id} did not complete within spec.timeoutSeconds={}; CloudFront \
@@ -390,26 +481,22 @@ async fn follow_up(
 
 async fn get_status(
     ctx: &Context,
-    distribution: &str,
+    target: &Target,
     id: &str,
 ) -> Result<InvalidationStatus, CloudFrontError> {
-    let inv = ctx
-        .cloudfront
-        .api
-        .get_invalidation(distribution, id)
-        .await?;
+    let inv = ctx.cloudfront.api.get_for(target, id).await?;
     Ok(inv.status)
 }
 
-fn queued_message(distribution: &str) -> String {
+fn queued_message(target: &Target) -> String {
     format!(
-        "waiting for a slot on distribution {distribution}: CloudFront allows 15 wildcard paths \
-         and 3,000 other paths in progress at once"
+        "waiting for a slot on {target}: CloudFront allows 15 wildcard paths and 3,000 other \
+         paths (tags included) in progress at once"
     )
 }
 
 /// Decide ([`transition`]), write the status if it changed, and only then run the effects,
-/// publish the events and return the requeue. A failed write returns the error (the object is
+/// publish the events and return the requeue and the status as written. A failed write returns the error (the object is
 /// retried with its backoff, which keeps growing) and runs no effect: nothing happened.
 async fn apply(
     obj: &CloudFrontInvalidation,
@@ -419,23 +506,32 @@ async fn apply(
     observation: Observation,
     now: Timestamp,
     deadline: Timestamp,
-) -> Result<Action, Error> {
-    let distribution = submitted_distribution(obj).to_owned();
+) -> Result<(Action, CloudFrontInvalidationStatus), Error> {
+    let distribution = submitted_target_id(obj).to_owned();
+    let kind = kind(obj);
     let inputs = Inputs {
         now,
         deadline,
         generation: obj.meta().generation,
         poll: &ctx.settings.poll,
-        window: ctx.cloudfront.model.window(&distribution),
+        window: ctx.cloudfront.model.window_kind(&distribution, kind),
         queue_recheck: ctx.settings.queue_recheck,
         follow_up: ctx.settings.follow_up,
     };
     let Transition {
-        status: new,
+        status: mut new,
         events,
         next,
         effects,
     } = transition(&old, observation, inputs);
+    // `kubectl get` shows the target from the first reconcile, queued objects included (an
+    // object that finished before the field existed is left as it is: no write for it).
+    if new.target.is_none()
+        && !old.phase.is_some_and(Phase::is_terminal)
+        && let Ok(target) = submitted_target(obj)
+    {
+        new.target = Some(target.label());
+    }
 
     if new != old {
         write_status(obj, ctx, &new).await?;
@@ -458,18 +554,23 @@ async fn apply(
         }
     };
     for effect in effects {
-        run_effect(ctx, uid, &distribution, &old, effect, requeue, now);
+        run_effect(ctx, uid, &distribution, kind, &old, effect, requeue, now);
     }
     for event in events {
         publish(obj, ctx, event).await;
     }
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok((
+        requeue.map_or_else(Action::await_change, Action::requeue),
+        new,
+    ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_effect(
     ctx: &Context,
     uid: &str,
     distribution: &str,
+    kind: Kind,
     old: &CloudFrontInvalidationStatus,
     effect: Effect,
     requeue: Option<Duration>,
@@ -494,7 +595,7 @@ fn run_effect(
         }
         Effect::Completed => {
             info!("CloudFront completed the invalidation");
-            observe_completion(ctx, uid, distribution, old, now);
+            observe_completion(ctx, uid, distribution, kind, old, now);
         }
         Effect::SeenRunning => ctx.observability.seen_running(uid, now),
         Effect::Failed { reason, message } => {
@@ -513,6 +614,7 @@ fn observe_completion(
     ctx: &Context,
     uid: &str,
     distribution: &str,
+    kind: Kind,
     old: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) {
@@ -533,33 +635,42 @@ fn observe_completion(
             .submit_to_completed
             .observe(secs(created.0, now));
         let finished = seen.map_or(now, |s| s + now.duration_since(s) / 2);
-        ctx.cloudfront.model.observe(
+        ctx.cloudfront.model.observe_kind(
             distribution,
+            kind,
             Duration::from_secs_f64(secs(created.0, finished)),
         );
     }
 }
 
 /// What to grant, in the words of `deploy/iam-policy.json`.
-fn iam_hint(distribution: &str) -> String {
+fn iam_hint(target: &Target) -> String {
+    let actions = match target {
+        Target::Distribution(_) => IAM_ACTIONS,
+        Target::Tenant(_) => IAM_TENANT_ACTIONS,
+    };
     format!(
-        "the operator's IAM role needs {} on distribution {distribution} (see deploy/iam-policy.json)",
-        IAM_ACTIONS.join(", ")
+        "the operator's IAM role needs {} on {target} (see deploy/iam-policy.json)",
+        actions.join(", ")
     )
 }
 
 fn failure_message(
     obj: &CloudFrontInvalidation,
+    target: &Target,
     reason: FailureReason,
     operation: &str,
     err: &CloudFrontError,
 ) -> String {
-    let dist = submitted_distribution(obj);
+    let dist = target.id();
     let hint = match reason {
+        FailureReason::DistributionTenantNotFound => format!(
+            "distribution tenant {dist} does not exist in the AWS account the operator uses; check spec.distributionTenantId"
+        ),
         FailureReason::DistributionNotFound => format!(
             "distribution {dist} does not exist in the AWS account the operator uses; check spec.distributionId"
         ),
-        FailureReason::AccessDenied => iam_hint(dist),
+        FailureReason::AccessDenied => iam_hint(target),
         FailureReason::CallerReferenceConflict => format!(
             "CallerReference {:?} was already used for different paths; set a new spec.callerReference or create a new object",
             obj.caller_reference().unwrap_or_default()
@@ -592,11 +703,17 @@ fn unsubmitted_timeout_message(
     status: &CloudFrontInvalidationStatus,
 ) -> String {
     let secs = obj.spec.timeout_seconds;
-    match (&status.caller_reference, &status.distribution_id) {
-        (Some(reference), Some(distribution)) => format!(
+    let target = status
+        .distribution_tenant_id
+        .as_ref()
+        .map(|t| Target::Tenant(t.clone()))
+        .or_else(|| status.distribution_id.clone().map(Target::Distribution));
+    match (&status.caller_reference, target) {
+        (Some(reference), Some(target)) => format!(
             "CloudFront did not confirm the invalidation within spec.timeoutSeconds={secs}; a \
              request was sent, so CloudFront may hold an invalidation with CallerReference \
-             {reference:?} on distribution {distribution} (see ListInvalidations)"
+             {reference:?} on {target} (see {})",
+            list_operation(&target).as_str()
         ),
         _ => format!(
             "CloudFront did not accept the invalidation within spec.timeoutSeconds={secs}; no \

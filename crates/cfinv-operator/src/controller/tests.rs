@@ -54,6 +54,9 @@ struct FakeCloudFront {
     gets: Mutex<Vec<(String, String)>>,
     lists: Mutex<usize>,
     held: Mutex<Vec<Held>>,
+    tenant_creates: Mutex<Vec<CreateInvalidation>>,
+    /// (tenant, id) of every GetInvalidationForDistributionTenant.
+    tenant_gets: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeCloudFront {
@@ -91,6 +94,20 @@ impl FakeCloudFront {
     }
     fn lists(&self) -> usize {
         *self.lists.lock().unwrap()
+    }
+    fn tenant_creates(&self) -> Vec<CreateInvalidation> {
+        self.tenant_creates.lock().unwrap().clone()
+    }
+    fn tenant_gets(&self) -> usize {
+        self.tenant_gets.lock().unwrap().len()
+    }
+    /// Every CloudFront call made, whatever the operation.
+    fn calls(&self) -> usize {
+        self.creates.lock().unwrap().len()
+            + self.gets()
+            + self.lists()
+            + self.tenant_creates.lock().unwrap().len()
+            + self.tenant_gets()
     }
     fn invalidations_created(&self) -> usize {
         self.held
@@ -213,6 +230,38 @@ impl CloudFront for FakeCloudFront {
                 .collect(),
             next_marker,
         })
+    }
+
+    /// The same script as CreateInvalidation (one queue of answers), recorded apart.
+    async fn create_invalidation_for_distribution_tenant(
+        &self,
+        request: &CreateInvalidation,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let result = self.create_invalidation(request).await;
+        let request = self.creates.lock().unwrap().pop().expect("just recorded");
+        self.tenant_creates.lock().unwrap().push(request);
+        result
+    }
+
+    async fn get_invalidation_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Invalidation, CloudFrontError> {
+        let result = self.get_invalidation(tenant_id, id).await;
+        let id = self.gets.lock().unwrap().pop().expect("just recorded");
+        self.tenant_gets.lock().unwrap().push(id);
+        result
+    }
+
+    /// A tenant's invalidations are held under the tenant id, listed the same way.
+    async fn list_invalidations_for_distribution_tenant(
+        &self,
+        tenant_id: &str,
+        marker: Option<&str>,
+        max_items: Option<i32>,
+    ) -> Result<InvalidationPage, CloudFrontError> {
+        self.list_invalidations(tenant_id, marker, max_items).await
     }
 }
 
@@ -352,10 +401,12 @@ fn named(name: &str, uid: &str, paths: &[&str]) -> CloudFrontInvalidation {
     let mut obj = CloudFrontInvalidation::new(
         name,
         CloudFrontInvalidationSpec {
-            distribution_id: "E2EXAMPLE".into(),
+            distribution_id: Some("E2EXAMPLE".into()),
+            distribution_tenant_id: None,
             paths: paths.iter().map(|p| (*p).into()).collect(),
             caller_reference: None,
             timeout_seconds: 900,
+            ttl_seconds_after_finished: None,
         },
     );
     obj.metadata.namespace = Some("web".into());
@@ -396,14 +447,17 @@ struct Harness {
     api: ApiServer,
     ctx: Arc<Context>,
     cache: reflector::store::Writer<CloudFrontInvalidation>,
+    /// The reader of `cache`, as the controller's reflector would hold it.
+    store: reflector::Store<CloudFrontInvalidation>,
 }
 
 impl Harness {
-    /// Puts objects in the controller's cache, as its watch would.
+    /// Puts objects in the controller's cache and the scheduler's index, as its watch would.
     fn cache(&mut self, objects: &[&CloudFrontInvalidation]) {
         for obj in objects {
-            self.cache
-                .apply_watcher_event(&watcher::Event::Apply((*obj).clone()));
+            let event = watcher::Event::Apply((*obj).clone());
+            self.ctx.scheduling.scheduler.observe(&event);
+            self.cache.apply_watcher_event(&event);
         }
     }
 
@@ -440,12 +494,15 @@ fn harness_with(
     let mut ctx = Context::new(client, cloudfront.clone(), settings).at(now());
     ctx.retries = ctx.retries.seeded(SEED);
     let (store, writer) = reflector::store();
-    *ctx.scheduling.cache.lock().unwrap() = Some(store);
+    // The watch's first list, empty: the scheduler admits nothing before it.
+    ctx.scheduling.scheduler.observe(&watcher::Event::Init);
+    ctx.scheduling.scheduler.observe(&watcher::Event::InitDone);
     Harness {
         cloudfront,
         api,
         ctx: Arc::new(ctx),
         cache: writer,
+        store,
     }
 }
 
@@ -957,6 +1014,7 @@ fn the_iam_hint_names_the_actions_of_deploy_iam_policy() {
     granted.sort();
     let mut named: Vec<String> = super::reconcile::IAM_ACTIONS
         .iter()
+        .chain(super::reconcile::IAM_TENANT_ACTIONS)
         .map(|a| (*a).to_owned())
         .collect();
     named.sort();
@@ -1190,7 +1248,7 @@ async fn a_spec_edit_while_pending_with_retry_resends_what_was_sent() {
     assert_eq!(pending.phase(), Phase::Pending);
     let mut edited = pending.clone();
     edited.spec.caller_reference = Some("another".into());
-    edited.spec.distribution_id = "EOTHER".into();
+    edited.spec.distribution_id = Some("EOTHER".into());
     edited.spec.paths = vec!["/b".into()];
     edited.metadata.generation = Some(2);
     let (_, submitted) = h.step(&edited).await;
@@ -1219,7 +1277,7 @@ async fn a_spec_edit_while_pending_with_retry_resends_what_was_sent() {
 #[tokio::test]
 async fn polling_reads_the_distribution_from_the_status() {
     let mut obj = with_status(object(&["/a"]), in_progress(SignedDuration::from_secs(30)));
-    obj.spec.distribution_id = "EEDITED".into();
+    obj.spec.distribution_id = Some("EEDITED".into());
     obj.metadata.generation = Some(2);
     let mut h = harness(
         &obj,
@@ -1360,7 +1418,7 @@ async fn per_object_memory_is_freed_when_objects_are_deleted() {
     }
     assert!(h.ctx.retries.tracked() >= 2 && h.ctx.observability.tracked() >= 2);
 
-    let store = h.ctx.scheduling.cache.lock().unwrap().clone().unwrap();
+    let store = h.store.clone();
     h.ctx
         .on_watch_event(&watcher::Event::Delete(a.clone()), &store);
     h.cache
@@ -1401,4 +1459,147 @@ async fn metrics_count_billed_paths_failures_and_completion() {
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+}
+
+// ---------- cache tags and distribution tenants ----------
+
+fn tenant_object(paths: &[&str]) -> CloudFrontInvalidation {
+    let mut obj = object(paths);
+    obj.spec.distribution_id = None;
+    obj.spec.distribution_tenant_id = Some("dt_2yMvQgam3QkJo2z54FDl91dk1AB".into());
+    obj
+}
+
+#[tokio::test]
+async fn both_ids_or_neither_fail_without_any_cloudfront_call() {
+    for (what, distribution, tenant) in [
+        ("both", Some("E2EXAMPLE"), Some("dt_abc")),
+        ("neither", None, None),
+    ] {
+        let mut obj = object(&["/index.html"]);
+        obj.spec.distribution_id = distribution.map(Into::into);
+        obj.spec.distribution_tenant_id = tenant.map(Into::into);
+        // No scripted answers: any CloudFront call would fail the test.
+        let h = harness(&obj, FakeCloudFront::default());
+
+        let action = reconcile(Arc::new(obj), h.ctx.clone()).await.unwrap();
+
+        assert_eq!(action, Action::await_change(), "{what}");
+        assert_eq!(h.cloudfront.calls(), 0, "{what}: no AWS call");
+        let writes = h.api.status_writes();
+        assert_eq!(writes.len(), 1, "{what}");
+        assert_eq!(writes[0].phase, Some(Phase::Failed), "{what}");
+        let message = writes[0].message.clone().unwrap_or_default();
+        assert!(
+            message.contains("exactly one of") && message.contains("rule: one-target"),
+            "{what}: {message}"
+        );
+        assert_eq!(
+            h.api.events(),
+            vec![("Warning".into(), "InvalidTarget".into())]
+        );
+    }
+}
+
+#[tokio::test]
+async fn tenant_object_goes_through_the_tenant_operations() {
+    let obj = tenant_object(&["/index.html", "#product:electronics"]);
+    let h = harness(
+        &obj,
+        FakeCloudFront::default()
+            .on_create(Ok(InvalidationStatus::InProgress))
+            .on_get(Ok(InvalidationStatus::Completed)),
+    );
+
+    reconcile(Arc::new(obj.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+
+    let tenant_creates = h.cloudfront.tenant_creates();
+    assert_eq!(tenant_creates.len(), 1);
+    assert_eq!(
+        tenant_creates[0].distribution_id,
+        "dt_2yMvQgam3QkJo2z54FDl91dk1AB"
+    );
+    assert_eq!(h.cloudfront.creates().len(), 0, "never CreateInvalidation");
+    let status = h.api.status_writes().pop().unwrap();
+    assert_eq!(status.phase, Some(Phase::InProgress));
+    assert_eq!(
+        status.target.as_deref(),
+        Some("tenant/dt_2yMvQgam3QkJo2z54FDl91dk1AB")
+    );
+    assert_eq!(
+        status.distribution_tenant_id.as_deref(),
+        Some("dt_2yMvQgam3QkJo2z54FDl91dk1AB")
+    );
+    assert_eq!(status.distribution_id, None);
+    assert_eq!((status.path_count, status.tag_count), (Some(1), Some(1)));
+
+    // The next look asks the tenant operation, for the tenant named in the status.
+    let submitted = with_status(obj, status);
+    h.api.forget();
+    reconcile(Arc::new(submitted), h.ctx.clone()).await.unwrap();
+    assert_eq!(h.cloudfront.tenant_gets(), 1);
+    assert_eq!(h.cloudfront.gets(), 0, "never GetInvalidation");
+    let done = h.api.status_writes().pop().unwrap();
+    assert_eq!(done.phase, Some(Phase::Completed));
+    assert_eq!(h.cloudfront.calls(), 2);
+}
+
+#[tokio::test]
+async fn unknown_tenant_fails_after_one_call_naming_the_field() {
+    let obj = tenant_object(&["/index.html"]);
+    let h = harness(
+        &obj,
+        FakeCloudFront::default().on_create(Err(CloudFrontError::service(
+            "EntityNotFound",
+            "The specified distribution tenant does not exist.",
+            404,
+        ))),
+    );
+
+    let action = reconcile(Arc::new(obj), h.ctx.clone()).await.unwrap();
+
+    assert_eq!(action, Action::await_change());
+    assert_eq!(h.cloudfront.calls(), 1);
+    let status = h.api.status_writes().pop().unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("distribution tenant dt_2yMvQgam3QkJo2z54FDl91dk1AB does not exist")
+            && message.contains("spec.distributionTenantId")
+            && message.contains("CreateInvalidationForDistributionTenant"),
+        "{message}"
+    );
+    assert_eq!(
+        h.api.events(),
+        vec![("Warning".into(), "DistributionTenantNotFound".into())]
+    );
+}
+
+#[tokio::test]
+async fn mixed_batch_sends_one_spelling_per_tag_and_counts_paths_and_tags() {
+    let obj = object(&[
+        "#product:electronics",
+        "#Product:Electronics",
+        "/index.html",
+    ]);
+    let h = harness(
+        &obj,
+        FakeCloudFront::default().on_create(Ok(InvalidationStatus::InProgress)),
+    );
+
+    reconcile(Arc::new(obj), h.ctx.clone()).await.unwrap();
+
+    let creates = h.cloudfront.creates();
+    assert_eq!(creates.len(), 1);
+    assert_eq!(
+        creates[0].paths,
+        vec!["#product:electronics", "/index.html"]
+    );
+    let status = h.api.status_writes().pop().unwrap();
+    assert_eq!(status.billed_paths, Some(2));
+    assert_eq!((status.path_count, status.tag_count), (Some(1), Some(1)));
+    assert_eq!(status.target.as_deref(), Some("distribution/E2EXAMPLE"));
+    assert_eq!(status.distribution_id.as_deref(), Some("E2EXAMPLE"));
 }

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Event, EventType};
 
 use super::conditions;
-use cfinv_api::crd::{CloudFrontInvalidationStatus, Phase};
+use cfinv_api::crd::{CloudFrontInvalidationStatus, Phase, Target};
+use cfinv_api::paths;
 use cfinv_cloudfront::polling::{PollSettings, Window};
 use cfinv_cloudfront::{FailureReason, Invalidation, InvalidationStatus};
 
@@ -20,7 +21,7 @@ use cfinv_cloudfront::{FailureReason, Invalidation, InvalidationStatus};
 /// neither redirect nor duplicate the invalidation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Submission {
-    pub distribution_id: String,
+    pub target: Target,
     pub caller_reference: String,
     pub paths: Vec<String>,
 }
@@ -400,8 +401,15 @@ fn spec_change_ignored() -> Event {
 }
 
 fn record(status: &mut CloudFrontInvalidationStatus, submission: Submission) {
-    status.distribution_id = Some(submission.distribution_id);
+    status.target = Some(submission.target.label());
+    match submission.target {
+        Target::Distribution(id) => status.distribution_id = Some(id),
+        Target::Tenant(id) => status.distribution_tenant_id = Some(id),
+    }
     status.caller_reference = Some(submission.caller_reference);
+    let tags = submission.paths.iter().filter(|p| paths::is_tag(p)).count();
+    status.tag_count = Some(tags as u32);
+    status.path_count = Some((submission.paths.len() - tags) as u32);
     status.submitted_paths = Some(submission.paths);
 }
 

@@ -41,7 +41,7 @@ fn submitted(status: InvalidationStatus, paths: &[&str]) -> Observation {
         },
         dropped: normalized.dropped.len(),
         submission: Submission {
-            distribution_id: "E2EXAMPLE".to_owned(),
+            target: Target::Distribution("E2EXAMPLE".to_owned()),
             caller_reference: "uid-1".to_owned(),
             paths: normalized.paths,
         },
@@ -50,7 +50,7 @@ fn submitted(status: InvalidationStatus, paths: &[&str]) -> Observation {
 
 fn attempt() -> Submission {
     Submission {
-        distribution_id: "E2EXAMPLE".to_owned(),
+        target: Target::Distribution("E2EXAMPLE".to_owned()),
         caller_reference: "uid-1".to_owned(),
         paths: vec!["/a".to_owned()],
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use cfinv_api::crd::{CloudFrontInvalidationSpec, CloudFrontInvalidationStatus};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 fn obj(
@@ -14,14 +15,17 @@ fn obj(
     let mut o = CloudFrontInvalidation::new(
         uid,
         CloudFrontInvalidationSpec {
-            distribution_id: "E1".into(),
+            distribution_id: Some("E1".into()),
+            distribution_tenant_id: None,
             paths: paths.iter().map(|p| (*p).into()).collect(),
             caller_reference: None,
             timeout_seconds: 900,
+            ttl_seconds_after_finished: None,
         },
     );
     o.metadata.namespace = Some(ns.into());
     o.metadata.uid = Some(uid.into());
+    o.metadata.generation = Some(1);
     o.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_000_000 - age_s).unwrap()));
     if let Some(phase) = phase {
         o.status = Some(CloudFrontInvalidationStatus {
@@ -34,13 +38,40 @@ fn obj(
     o
 }
 
-fn decide(s: &Scheduler, cached: &[CloudFrontInvalidation], uid: &str) -> Admission {
-    let me = cached
+/// A scheduler whose index has seen `objects` through a watch's initial list.
+fn indexed(objects: &[CloudFrontInvalidation]) -> Scheduler {
+    let s = Scheduler::default();
+    s.observe(&watcher::Event::Init);
+    for o in objects {
+        s.observe(&watcher::Event::InitApply(o.clone()));
+    }
+    s.observe(&watcher::Event::InitDone);
+    s
+}
+
+fn candidate(o: &CloudFrontInvalidation) -> Candidate {
+    Candidate::new(o, spec_usage(o).unwrap()).unwrap()
+}
+
+fn decide(s: &Scheduler, objects: &[CloudFrontInvalidation], uid: &str) -> Admission {
+    let me = objects
         .iter()
         .find(|o| o.uid().as_deref() == Some(uid))
         .unwrap();
-    let cached: Vec<_> = cached.iter().cloned().map(std::sync::Arc::new).collect();
-    s.admit("E1", &Candidate::of(me).unwrap(), &cached)
+    s.admit("E1", &candidate(me))
+}
+
+/// The object as the watch shows it after the operator's write.
+fn with_phase(mut o: CloudFrontInvalidation, phase: Phase) -> CloudFrontInvalidation {
+    let paths: Vec<String> = o.spec.paths.iter().map(|p| p.0.clone()).collect();
+    let uid = o.uid().unwrap();
+    o.status = Some(CloudFrontInvalidationStatus {
+        phase: Some(phase),
+        invalidation_id: (phase != Phase::Queued).then(|| format!("I-{uid}")),
+        submitted_paths: Some(paths),
+        ..Default::default()
+    });
+    o
 }
 
 #[test]
@@ -56,13 +87,13 @@ fn usage_counts_wildcards_and_objects_separately() {
 
 #[test]
 fn never_more_than_fifteen_wildcards_in_flight() {
-    let s = Scheduler::default();
-    let cached: Vec<_> = (0..20)
+    let objects: Vec<_> = (0..20)
         .map(|i| obj("web", &format!("u{i:02}"), 100 - i, &["/*"], None))
         .collect();
-    let admitted: Vec<_> = cached
+    let s = indexed(&objects);
+    let admitted: Vec<_> = objects
         .iter()
-        .filter(|o| decide(&s, &cached, &o.uid().unwrap()) == Admission::Admit)
+        .filter(|o| decide(&s, &objects, &o.uid().unwrap()) == Admission::Admit)
         .map(|o| o.uid().unwrap())
         .collect();
     assert_eq!(admitted.len(), 15, "quota filled, not exceeded");
@@ -72,8 +103,7 @@ fn never_more_than_fifteen_wildcards_in_flight() {
 
 #[test]
 fn object_paths_and_wildcards_are_independent_quotas() {
-    let s = Scheduler::default();
-    let mut cached: Vec<_> = (0..15)
+    let mut objects: Vec<_> = (0..15)
         .map(|i| {
             obj(
                 "web",
@@ -84,68 +114,172 @@ fn object_paths_and_wildcards_are_independent_quotas() {
             )
         })
         .collect();
-    cached.push(obj("web", "files", 10, &["/index.html", "/app.js"], None));
-    cached.push(obj("web", "wild", 5, &["/img/*"], None));
-    assert_eq!(decide(&s, &cached, "files"), Admission::Admit);
+    objects.push(obj("web", "files", 10, &["/index.html", "/app.js"], None));
+    objects.push(obj("web", "wild", 5, &["/img/*"], None));
+    let s = indexed(&objects);
+    assert_eq!(decide(&s, &objects, "files"), Admission::Admit);
     assert!(matches!(
-        decide(&s, &cached, "wild"),
+        decide(&s, &objects, "wild"),
+        Admission::Wait { .. }
+    ));
+}
+
+/// Issue 11 item 12: an object-path request does not wait behind an older wildcard request
+/// that cannot fit.
+#[test]
+fn an_object_request_does_not_wait_behind_a_wildcard_request_that_cannot_fit() {
+    let mut objects: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i}"),
+                100,
+                &["/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    // Older than the object-path request, and the wildcard quota is full.
+    objects.push(obj("web", "wild", 50, &["/img/*"], None));
+    objects.push(obj("web", "files", 10, &["/index.html"], None));
+    let s = indexed(&objects);
+    assert!(matches!(
+        decide(&s, &objects, "wild"),
+        Admission::Wait { .. }
+    ));
+    assert_eq!(decide(&s, &objects, "files"), Admission::Admit);
+}
+
+/// Issue 11 item 12, the reverse: a wildcard request does not wait behind an object-path
+/// request too large for what is left of the 3,000.
+#[test]
+fn a_wildcard_request_does_not_wait_behind_an_object_request_that_cannot_fit() {
+    let busy: Vec<String> = (0..2990).map(|i| format!("/f{i}.html")).collect();
+    let busy: Vec<&str> = busy.iter().map(String::as_str).collect();
+    let big: Vec<String> = (0..20).map(|i| format!("/g{i}.html")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let objects = vec![
+        obj("web", "busy", 100, &busy, Some(Phase::InProgress)),
+        obj("web", "big", 50, &big, None),
+        obj("web", "wild", 10, &["/img/*"], None),
+    ];
+    let s = indexed(&objects);
+    assert!(matches!(
+        decide(&s, &objects, "big"),
+        Admission::Wait { .. }
+    ));
+    assert_eq!(decide(&s, &objects, "wild"), Admission::Admit);
+}
+
+#[test]
+fn a_slot_freed_by_completion_is_reused() {
+    let mut objects: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i}"),
+                100,
+                &["/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    objects.push(obj("web", "next", 1, &["/*"], None));
+    let s = indexed(&objects);
+    assert!(matches!(
+        decide(&s, &objects, "next"),
+        Admission::Wait { .. }
+    ));
+    objects[3].status.as_mut().unwrap().phase = Some(Phase::Completed);
+    s.observe(&watcher::Event::Apply(objects[3].clone()));
+    assert_eq!(decide(&s, &objects, "next"), Admission::Admit);
+}
+
+/// Issue 11 item 11: a queued object is woken when a slot frees (no fixed recheck needed), and
+/// only the one whose turn it is.
+#[tokio::test]
+async fn a_freed_slot_wakes_the_next_queued_object() {
+    let mut objects: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i:02}"),
+                100,
+                &["/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    objects.push(obj("web", "first", 20, &["/a/*"], Some(Phase::Queued)));
+    objects.push(obj("web", "second", 10, &["/b/*"], Some(Phase::Queued)));
+    let s = indexed(&objects);
+    let mut wakes = s.wakes();
+    assert!(matches!(
+        decide(&s, &objects, "first"),
+        Admission::Wait { .. }
+    ));
+    objects[0].status.as_mut().unwrap().phase = Some(Phase::Completed);
+    s.observe(&watcher::Event::Apply(objects[0].clone()));
+    let woken = wakes.next().await.unwrap();
+    assert_eq!(woken.name, "first");
+    assert_eq!(woken.namespace.as_deref(), Some("web"));
+    assert!(wakes.try_recv().is_err(), "only one slot freed");
+    assert_eq!(decide(&s, &objects, "first"), Admission::Admit);
+    assert!(matches!(
+        decide(&s, &objects, "second"),
         Admission::Wait { .. }
     ));
 }
 
 #[test]
-fn a_slot_freed_by_completion_is_reused() {
-    let s = Scheduler::default();
-    let mut cached: Vec<_> = (0..15)
-        .map(|i| {
-            obj(
-                "web",
-                &format!("w{i}"),
-                100,
-                &["/*"],
-                Some(Phase::InProgress),
-            )
-        })
-        .collect();
-    cached.push(obj("web", "next", 1, &["/*"], None));
-    assert!(matches!(
-        decide(&s, &cached, "next"),
-        Admission::Wait { ahead: 0, .. }
-    ));
-    cached[3].status.as_mut().unwrap().phase = Some(Phase::Completed);
-    assert_eq!(decide(&s, &cached, "next"), Admission::Admit);
-}
-
-#[test]
-fn admissions_count_until_the_cache_catches_up_or_they_are_released() {
-    let s = Scheduler::default();
-    let cached: Vec<_> = (0..16)
+fn admissions_count_until_the_watch_catches_up_or_they_are_released() {
+    let objects: Vec<_> = (0..16)
         .map(|i| obj("web", &format!("u{i:02}"), 100 - i, &["/*"], None))
         .collect();
-    for o in &cached[..15] {
-        assert_eq!(decide(&s, &cached, &o.uid().unwrap()), Admission::Admit);
+    let s = indexed(&objects);
+    for o in &objects[..15] {
+        assert_eq!(decide(&s, &objects, &o.uid().unwrap()), Admission::Admit);
     }
-    assert!(matches!(decide(&s, &cached, "u15"), Admission::Wait { .. }));
-    s.release("u00"); // e.g. CloudFront said TooManyInvalidationsInProgress
-    let rest: Vec<_> = cached[1..].to_vec();
-    assert_eq!(decide(&s, &rest, "u15"), Admission::Admit);
+    assert!(matches!(
+        decide(&s, &objects, "u15"),
+        Admission::Wait { .. }
+    ));
+    // The watch shows one submitted: still 15 in flight.
+    s.observe(&watcher::Event::Apply(with_phase(
+        objects[1].clone(),
+        Phase::InProgress,
+    )));
+    assert!(matches!(
+        decide(&s, &objects, "u15"),
+        Admission::Wait { .. }
+    ));
+    // u00's CreateInvalidation failed (throttled): it gives its slot back, and being older it
+    // is first in line for it again.
+    s.release("u00");
+    assert!(matches!(
+        decide(&s, &objects, "u15"),
+        Admission::Wait { .. }
+    ));
+    assert_eq!(decide(&s, &objects, "u00"), Admission::Admit);
+    // Deleted after admission: its slot goes to the next.
+    s.observe(&watcher::Event::Delete(objects[0].clone()));
+    assert_eq!(decide(&s, &objects, "u15"), Admission::Admit);
 }
 
 #[test]
 fn namespaces_take_turns_so_a_flood_does_not_starve_others() {
-    let s = Scheduler::default();
-    let mut cached: Vec<_> = (0..40)
+    let mut objects: Vec<_> = (0..40)
         .map(|i| obj("flood", &format!("f{i:02}"), 1000 - i, &["/*"], None))
         .collect();
     // Created after the whole flood, yet served in the first round.
-    cached.push(obj("quiet", "q0", 1, &["/*"], None));
-    assert_eq!(decide(&s, &cached, "q0"), Admission::Admit);
+    objects.push(obj("quiet", "q0", 1, &["/*"], None));
+    let s = indexed(&objects);
+    assert_eq!(decide(&s, &objects, "q0"), Admission::Admit);
 }
 
 #[test]
 fn a_namespace_holding_slots_yields_to_one_holding_none() {
-    let s = Scheduler::default();
-    let mut cached: Vec<_> = (0..14)
+    let mut objects: Vec<_> = (0..14)
         .map(|i| {
             obj(
                 "flood",
@@ -157,19 +291,19 @@ fn a_namespace_holding_slots_yields_to_one_holding_none() {
         })
         .collect();
     // Older than the quiet object, but its namespace already holds 14 of 15 slots.
-    cached.push(obj("flood", "f-wait", 100, &["/*"], None));
-    cached.push(obj("quiet", "q0", 1, &["/*"], None));
-    assert_eq!(decide(&s, &cached, "q0"), Admission::Admit);
+    objects.push(obj("flood", "f-wait", 100, &["/*"], None));
+    objects.push(obj("quiet", "q0", 1, &["/*"], None));
+    let s = indexed(&objects);
+    assert_eq!(decide(&s, &objects, "q0"), Admission::Admit);
     assert!(matches!(
-        decide(&s, &cached, "f-wait"),
+        decide(&s, &objects, "f-wait"),
         Admission::Wait { .. }
     ));
 }
 
 #[test]
 fn a_large_request_is_not_overtaken_forever() {
-    let s = Scheduler::default();
-    let mut cached: Vec<_> = (0..10)
+    let mut objects: Vec<_> = (0..10)
         .map(|i| {
             obj(
                 "web",
@@ -182,27 +316,28 @@ fn a_large_request_is_not_overtaken_forever() {
         .collect();
     let big: Vec<String> = (0..8).map(|i| format!("/big{i}/*")).collect();
     let big: Vec<&str> = big.iter().map(String::as_str).collect();
-    cached.push(obj("web", "big", 50, &big, None));
-    cached.push(obj("web", "small", 10, &["/*"], None));
+    objects.push(obj("web", "big", 50, &big, None));
+    objects.push(obj("web", "small", 10, &["/*"], None));
+    let s = indexed(&objects);
     // 10 + 8 > 15: the older big request waits, and the younger small one waits behind it.
     assert!(matches!(
-        decide(&s, &cached, "big"),
-        Admission::Wait { ahead: 0, .. }
+        decide(&s, &objects, "big"),
+        Admission::Wait { .. }
     ));
     assert!(matches!(
-        decide(&s, &cached, "small"),
-        Admission::Wait { ahead: 1, .. }
+        decide(&s, &objects, "small"),
+        Admission::Wait { .. }
     ));
 }
 
 #[test]
 fn a_request_over_the_quota_by_itself_can_never_run() {
-    let s = Scheduler::default();
     let many: Vec<String> = (0..16).map(|i| format!("/d{i}/*")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    let cached = vec![obj("web", "huge", 1, &many, None)];
+    let objects = vec![obj("web", "huge", 1, &many, None)];
+    let s = indexed(&objects);
     assert_eq!(
-        decide(&s, &cached, "huge"),
+        decide(&s, &objects, "huge"),
         Admission::Never {
             usage: Usage {
                 wildcards: 16,
@@ -210,4 +345,181 @@ fn a_request_over_the_quota_by_itself_can_never_run() {
             }
         }
     );
+}
+
+/// Issue 11 item 13: a timed-out invalidation CloudFront still reports in progress holds its
+/// slot, and stops holding it once CloudFront reports it finished.
+#[test]
+fn a_timed_out_invalidation_still_running_in_cloudfront_holds_its_slot() {
+    let mut objects: Vec<_> = (0..15)
+        .map(|i| {
+            let mut o = obj(
+                "web",
+                &format!("t{i:02}"),
+                100,
+                &["/*"],
+                Some(Phase::Failed),
+            );
+            o.status.as_mut().unwrap().cloud_front_status = Some("InProgress".into());
+            o
+        })
+        .collect();
+    objects.push(obj("web", "next", 1, &["/x/*"], None));
+    let s = indexed(&objects);
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+    assert_eq!(
+        s.polling("E1"),
+        0,
+        "ours no longer: the follow-up poll owns them"
+    );
+    assert!(matches!(
+        decide(&s, &objects, "next"),
+        Admission::Wait { .. }
+    ));
+    objects[0].status.as_mut().unwrap().cloud_front_status = Some("Completed".into());
+    s.observe(&watcher::Event::Apply(objects[0].clone()));
+    assert_eq!(decide(&s, &objects, "next"), Admission::Admit);
+}
+
+/// Issue 11 item 13: what is in flight comes from the objects' status (a restarted operator
+/// lists them), not from what this process admitted; until the first list is in, nothing is
+/// admitted.
+#[test]
+fn a_restarted_scheduler_counts_in_flight_work_from_status() {
+    let s = Scheduler::default();
+    s.observe(&watcher::Event::Init);
+    let waiting = obj("web", "new", 1, &["/n/*"], None);
+    assert!(
+        matches!(s.admit("E1", &candidate(&waiting)), Admission::Wait { .. }),
+        "before the list is complete, in-flight work is unknown"
+    );
+    for i in 0..15 {
+        let o = obj(
+            "web",
+            &format!("old{i:02}"),
+            100,
+            &["/*"],
+            Some(Phase::InProgress),
+        );
+        s.observe(&watcher::Event::InitApply(o));
+    }
+    s.observe(&watcher::Event::InitApply(waiting.clone()));
+    s.observe(&watcher::Event::InitDone);
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+    assert!(matches!(
+        s.admit("E1", &candidate(&waiting)),
+        Admission::Wait { .. }
+    ));
+}
+
+#[test]
+fn a_relist_forgets_objects_deleted_while_the_watch_was_down() {
+    let objects: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i:02}"),
+                100,
+                &["/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    let s = indexed(&objects);
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+    s.observe(&watcher::Event::Init);
+    for o in &objects[5..] {
+        s.observe(&watcher::Event::InitApply(o.clone()));
+    }
+    s.observe(&watcher::Event::InitDone);
+    assert_eq!(s.in_flight("E1").wildcards, 10);
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.in_flight["E1"].invalidations, 10);
+}
+
+/// Issue 11 item 11: a queued object's paths are normalised once per spec generation, not on
+/// every look; a status-only change reuses the cached usage.
+#[test]
+fn a_status_change_does_not_renormalise_the_spec() {
+    let waiting = obj("web", "q", 1, &["/a/*", "/b"], Some(Phase::Queued));
+    let s = indexed(std::slice::from_ref(&waiting));
+    let mut changed = waiting.clone();
+    // Same generation, different spec: only a new generation may change the usage (the API
+    // server bumps it on every spec change), so the cached usage must be kept.
+    changed.spec.paths = vec!["/c/*".into(), "/d/*".into()];
+    changed.status.as_mut().unwrap().message = Some("still waiting".into());
+    s.observe(&watcher::Event::Apply(changed.clone()));
+    let state = s.state.lock().unwrap();
+    let Role::Waiting { usage, .. } = &state.entries["q"].role else {
+        panic!("not waiting")
+    };
+    assert_eq!(
+        *usage,
+        Usage {
+            wildcards: 1,
+            objects: 1
+        }
+    );
+}
+
+/// Issue 13: a cache tag counts as one individual path, never as a wildcard.
+#[test]
+fn tags_count_as_individual_paths_not_wildcards() {
+    assert_eq!(
+        Usage::of(&["#product:electronics", "/a", "/b/*"]),
+        Usage {
+            wildcards: 1,
+            objects: 2
+        }
+    );
+    // Sixteen tags fit (they would not if tags took wildcard slots); 15 wildcards in flight
+    // do not hold them back.
+    let tags: Vec<String> = (0..16).map(|i| format!("#tag-{i}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let mut objects: Vec<_> = (0..15)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("w{i}"),
+                100,
+                &["/w/*"],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    objects.push(obj("web", "tags", 1, &tags, None));
+    let s = indexed(&objects);
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+    assert_eq!(decide(&s, &objects, "tags"), Admission::Admit);
+}
+
+/// The counts behind the quota gauges: wildcard paths in flight and objects Queued per
+/// distribution, kept as objects move (a queued one submitted, another deleted).
+#[test]
+fn snapshot_counts_wildcards_in_flight_and_queued_objects() {
+    let running = obj(
+        "web",
+        "r",
+        10,
+        &["/a/*", "/b/*", "/c.html"],
+        Some(Phase::InProgress),
+    );
+    let waiting = obj("web", "q", 5, &["/d/*"], Some(Phase::Queued));
+    let other = obj("shop", "q2", 4, &["/e"], Some(Phase::Queued));
+    let s = indexed(&[running, waiting.clone(), other.clone()]);
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.in_flight["E1"].invalidations, 1);
+    assert_eq!(snapshot.in_flight["E1"].wildcard_paths, 2);
+    assert_eq!(snapshot.queued.get("E1"), Some(&2));
+
+    let mut submitted = waiting;
+    let status = submitted.status.as_mut().unwrap();
+    status.phase = Some(Phase::InProgress);
+    status.invalidation_id = Some("I-q".into());
+    s.observe(&watcher::Event::Apply(submitted));
+    s.observe(&watcher::Event::Delete(other));
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.in_flight["E1"].invalidations, 2);
+    assert_eq!(snapshot.in_flight["E1"].wildcard_paths, 3);
+    assert!(snapshot.queued.is_empty(), "{:?}", snapshot.queued);
 }

@@ -232,3 +232,128 @@ fn complete_all_now() {
     );
     assert_eq!(s.invalidations("EDIST", t(5))[0].completion_time, t(5));
 }
+
+#[test]
+fn tenants_have_their_own_invalidations_and_caller_references() {
+    let mut s = state(60);
+    assert_eq!(s.add_tenant("dt_a", "EDIST"), Ok(true));
+    assert_eq!(s.add_tenant("dt_a", "EDIST"), Ok(false));
+    assert!(s.add_tenant("dt_b", "ENONE").is_err());
+    let Created::New(mine) = s
+        .create_invalidation_for_tenant("dt_a", batch("r1", &["/a"]), t(0))
+        .unwrap()
+    else {
+        panic!("new")
+    };
+    assert_eq!(mine.distribution_tenant_id.as_deref(), Some("dt_a"));
+    // The same caller reference on the distribution itself is another invalidation.
+    let Created::New(own) = s
+        .create_invalidation("EDIST", batch("r1", &["/b"]), t(0))
+        .unwrap()
+    else {
+        panic!("a tenant's references are its own")
+    };
+    assert!(matches!(
+        s.create_invalidation_for_tenant("dt_a", batch("r1", &["/a"]), t(1)),
+        Ok(Created::Existing(r)) if r.id == mine.id
+    ));
+    // Each side sees only its own.
+    assert_eq!(
+        s.get_invalidation("EDIST", &mine.id, t(1))
+            .unwrap_err()
+            .code,
+        "NoSuchInvalidation"
+    );
+    assert_eq!(
+        s.get_invalidation_for_tenant("dt_a", &own.id, t(1))
+            .unwrap_err()
+            .code,
+        "NoSuchInvalidation"
+    );
+    let listed = s
+        .list_invalidations_for_tenant("dt_a", None, 100, t(1))
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].id, mine.id);
+    assert_eq!(
+        s.list_invalidations("EDIST", None, 100, t(1))
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn unknown_or_denied_tenants_answer_entity_not_found_or_access_denied() {
+    let mut s = state(60);
+    let err = s
+        .create_invalidation_for_tenant("dt_nope", batch("r", &["/a"]), t(0))
+        .unwrap_err();
+    assert_eq!((err.code, err.status.as_u16()), ("EntityNotFound", 404));
+    assert_eq!(
+        s.list_invalidations_for_tenant("dt_nope", None, 10, t(0))
+            .unwrap_err()
+            .code,
+        "EntityNotFound"
+    );
+    s.add_tenant("dt_a", "EDIST").unwrap();
+    s.set_access_denied("EDIST", true);
+    assert_eq!(
+        s.get_invalidation_for_tenant("dt_a", "I1", t(0))
+            .unwrap_err()
+            .code,
+        "AccessDenied"
+    );
+}
+
+#[test]
+fn tenants_share_their_distributions_quota() {
+    let mut s = State::new(StateConfig {
+        completion: Completion::Fixed(Duration::from_secs(60)),
+        quotas: Quotas {
+            max_object_paths_in_progress: 3,
+            max_wildcard_paths_in_progress: 1,
+        },
+        ..Default::default()
+    });
+    s.add_distribution("EDIST", t(0));
+    s.add_tenant("dt_a", "EDIST").unwrap();
+    s.create_invalidation("EDIST", batch("own", &["/a", "/b"]), t(0))
+        .unwrap();
+    // Two of three object paths are taken by the distribution itself; a tag counts as one.
+    s.create_invalidation_for_tenant("dt_a", batch("t1", &["#tag"]), t(0))
+        .unwrap();
+    let err = s
+        .create_invalidation_for_tenant("dt_a", batch("t2", &["/c"]), t(0))
+        .unwrap_err();
+    assert_eq!(err.code, "TooManyInvalidationsInProgress");
+    s.create_invalidation_for_tenant("dt_a", batch("t3", &["/w/*"]), t(0))
+        .unwrap();
+    assert_eq!(
+        s.create_invalidation("EDIST", batch("own2", &["/x/*"]), t(0))
+            .unwrap_err()
+            .code,
+        "TooManyInvalidationsInProgress"
+    );
+}
+
+#[test]
+fn tag_only_batches_complete_on_the_tag_model() {
+    let mut s = State::new(StateConfig {
+        completion: Completion::Fixed(Duration::from_secs(60)),
+        tag_completion: Completion::Fixed(Duration::from_secs(3)),
+        ..Default::default()
+    });
+    s.add_distribution("EDIST", t(0));
+    let tags = s
+        .create_invalidation("EDIST", batch("tags", &["#a", "#b"]), t(0))
+        .unwrap();
+    assert_eq!(tags.record().completion_time, t(3));
+    assert_eq!(tags.record().tag_items(), 2);
+    assert_eq!(tags.record().wildcard_paths(), 0);
+    let mixed = s
+        .create_invalidation("EDIST", batch("mixed", &["#a", "/index.html"]), t(0))
+        .unwrap();
+    assert_eq!(mixed.record().completion_time, t(60), "paths set the pace");
+}
