@@ -35,16 +35,17 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDFRONT_ENDPOINT_URL")]
     pub cloudfront_endpoint_url: Option<String>,
 
-    /// Shortest interval between two looks at one invalidation.
-    #[arg(long, env = "POLL_MIN_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    /// Shortest interval between two looks at one invalidation; with one invalidation in flight
+    /// on a distribution, also the ceiling on that distribution's polls (one per interval).
+    #[arg(long, env = "POLL_MIN_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_min_interval: Duration,
 
     /// Longest interval between two looks at one invalidation.
     #[arg(long, env = "POLL_MAX_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_max_interval: Duration,
 
-    /// Past the likely completion window, the poll interval grows as this fraction of the time
-    /// since submission.
+    /// Past the learned 99th percentile of completion times, the poll interval grows by this
+    /// fraction of the time past it (`--poll-adaptive=false`: of the time since submission).
     #[arg(long, env = "POLL_GROWTH", default_value_t = 0.25)]
     pub poll_growth: f64,
 
@@ -53,9 +54,10 @@ pub struct RunArgs {
     #[arg(long, env = "POLL_ADAPTIVE", default_value_t = true, action = clap::ArgAction::Set)]
     pub poll_adaptive: bool,
 
-    /// Polls spread over the likely completion window.
-    #[arg(long, env = "POLL_PER_WINDOW", default_value_t = 6)]
-    pub poll_per_window: u32,
+    /// Polling calls one invalidation costs on average when the learned completion times are
+    /// right; the mean detection delay falls as 1/calls (docs/benchmarks.md).
+    #[arg(long, env = "POLL_EXPECTED_CALLS", default_value_t = 12.0, value_parser = parse_expected_calls)]
+    pub poll_expected_calls: f64,
 
     /// With two or more invalidations in flight on a distribution, one shared ListInvalidations
     /// at most this often answers for all of them ("0s": always GetInvalidation per object).
@@ -144,7 +146,7 @@ impl RunArgs {
                 min_interval: self.poll_min_interval,
                 max_interval: self.poll_max_interval,
                 growth: self.poll_growth,
-                polls_per_window: self.poll_per_window,
+                expected_calls: self.poll_expected_calls,
                 adaptive: self.poll_adaptive,
                 batch_interval: (!self.poll_batch_interval.is_zero())
                     .then_some(self.poll_batch_interval),
@@ -363,11 +365,39 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `--poll-expected-calls`: at least the one call that sees `Completed`, and a sane ceiling.
+fn parse_expected_calls(value: &str) -> Result<f64, String> {
+    let calls: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if !(1.0..=1000.0).contains(&calls) {
+        return Err(format!(
+            "{calls} is out of range: an invalidation costs at least 1 polling call, and at most 1000 are allowed"
+        ));
+    }
+    Ok(calls)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Args, Command};
 
-    use super::RunArgs;
+    use super::{RunArgs, parse_expected_calls};
+
+    #[test]
+    fn expected_calls_below_one_or_above_a_thousand_is_rejected_naming_the_rule() {
+        assert_eq!(parse_expected_calls("12"), Ok(12.0));
+        assert_eq!(parse_expected_calls("2.5"), Ok(2.5));
+        for bad in ["0.5", "1001", "-3", "NaN"] {
+            let err = parse_expected_calls(bad).unwrap_err();
+            assert!(err.contains("out of range"), "{bad}: {err}");
+        }
+        assert!(
+            parse_expected_calls("many")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
 
     /// docs/configuration.md lists every flag of `run` with its environment variable.
     #[test]

@@ -7,16 +7,18 @@
 //! back. All clocks stay real; fixed costs (API round trips) are magnified by the scale, which
 //! makes the reported delays pessimistic, never optimistic.
 
+mod charts;
+mod detection;
 mod env;
 mod queue;
 
-use std::{collections::HashMap, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
@@ -34,8 +36,9 @@ pub struct BenchArgs {
 #[derive(Subcommand, Debug)]
 enum Which {
     /// Delay between CloudFront completing and the Completed condition, and polling calls, for
-    /// this operator's schedule and for fixed 20 s and 30 s pollers, in one run.
-    Detection(DetectionArgs),
+    /// this operator's schedule and fixed pollers side by side, on the workloads `lone`,
+    /// `sequential`, `concurrent` and `tags`; writes Markdown and SVG charts to `--out`.
+    Detection(detection::DetectionArgs),
     /// Wildcard objects on one distribution: makespan against the quota-bound ideal.
     Quota(QuotaArgs),
     /// Many objects across many distributions created at once.
@@ -47,24 +50,6 @@ enum Which {
 }
 
 #[derive(Args, Debug)]
-struct DetectionArgs {
-    #[arg(long, default_value_t = 200)]
-    invalidations: usize,
-    #[arg(long, default_value_t = 10)]
-    distributions: usize,
-    /// Median completion time (simulated), log-normal.
-    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
-    median: Duration,
-    /// Log-normal sigma of completion times.
-    #[arg(long, default_value_t = 0.5)]
-    sigma: f64,
-    #[arg(long, default_value_t = 10.0)]
-    scale: f64,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-}
-
-#[derive(Args, Debug)]
 struct QuotaArgs {
     #[arg(long, default_value_t = 100)]
     objects: usize,
@@ -73,6 +58,9 @@ struct QuotaArgs {
     completion: Duration,
     #[arg(long, default_value_t = 10.0)]
     scale: f64,
+    /// Where the chart of wildcard paths in progress over time is written.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -96,11 +84,14 @@ struct FootprintArgs {
     /// How long to watch an idle operator.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     idle: Duration,
+    /// Each run adds its RSS to `footprint.tsv` here and redraws RSS against cached objects.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
-        Which::Detection(a) => detection(a).await,
+        Which::Detection(a) => detection::detection(a).await,
         Which::Quota(a) => quota(a).await,
         Which::Burst(a) => burst(a).await,
         Which::Footprint(a) => footprint(a).await,
@@ -112,7 +103,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn our_flags(scale: f64) -> Vec<String> {
     let s = |secs: f64| flag(real(Duration::from_secs_f64(secs), scale));
     vec![
-        format!("--poll-min-interval={}", s(2.0)),
+        format!("--poll-min-interval={}", s(1.0)),
         format!("--poll-max-interval={}", s(30.0)),
         format!("--poll-batch-interval={}", s(2.0)),
         format!("--poll-prior-median={}", s(45.0)),
@@ -139,106 +130,8 @@ fn distribution_ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("EBENCH{i:05}")).collect()
 }
 
-struct Stats {
-    mean: f64,
-    p95: f64,
-    max: f64,
-}
-
-fn stats(mut values: Vec<f64>) -> Stats {
-    values.sort_by(f64::total_cmp);
-    let n = values.len().max(1);
-    Stats {
-        mean: values.iter().sum::<f64>() / n as f64,
-        p95: values[((n as f64 * 0.95).ceil() as usize).clamp(1, n) - 1],
-        max: values.last().copied().unwrap_or_default(),
-    }
-}
-
 fn secs_between(from: Timestamp, to: Timestamp) -> f64 {
     to.duration_since(from).as_secs_f64()
-}
-
-async fn detection(a: DetectionArgs) -> anyhow::Result<()> {
-    let env = Env::start().await?;
-    println!(
-        "detection: {} invalidations on {} distributions, completion log-normal(median {}, sigma {}), \
-         scale {} (times below are simulated seconds)\n",
-        a.invalidations,
-        a.distributions,
-        humantime::format_duration(a.median),
-        a.sigma,
-        a.scale
-    );
-    println!(
-        "| schedule | mean delay (s) | p95 delay (s) | max delay (s) | GetInvalidation / inv | ListInvalidations / inv | all polling calls / inv |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let runs = [
-        ("this operator (adaptive + batched)", our_flags(a.scale)),
-        (
-            "fixed 20 s (AWS CLI waiter)",
-            fixed_flags(Duration::from_secs(20), a.scale),
-        ),
-        (
-            "fixed 30 s (Terraform)",
-            fixed_flags(Duration::from_secs(30), a.scale),
-        ),
-    ];
-    for (label, flags) in runs {
-        let ns = env.namespace("bench-detection").await?;
-        let dists = distribution_ids(a.distributions);
-        let sim = Simulator::builder()
-            .distributions(dists.clone())
-            .completion(Completion::LogNormal {
-                median: real(a.median, a.scale),
-                sigma: a.sigma,
-                seed: a.seed,
-            })
-            .start()
-            .await?;
-        let operator = env.operator(&ns, &sim.endpoint_url(), &flags).await?;
-        let finished = watch_finished(&env.client, &ns);
-        let objects = (0..a.invalidations)
-            .map(|i| {
-                let path = format!("/release/{i}/index.html");
-                invalidation(&format!("inv-{i:05}"), &dists[i % dists.len()], &[path])
-            })
-            .collect();
-        create_all(&env.client, &ns, objects, 32).await?;
-        let done = wait_finished(&finished, a.invalidations, Duration::from_secs(1200)).await?;
-
-        let api: Api<CloudFrontInvalidation> = Api::namespaced(env.client.clone(), &ns);
-        let uids: HashMap<String, String> = api
-            .list(&Default::default())
-            .await?
-            .into_iter()
-            .filter_map(|o| Some((o.uid()?, o.name_any())))
-            .collect();
-        let mut delays = Vec::new();
-        for d in &dists {
-            for record in sim.invalidations(d) {
-                let name = &uids[&record.caller_reference];
-                let (_, seen) = done[name];
-                delays.push(secs_between(record.completion_time, seen) * a.scale);
-            }
-        }
-        let counters = sim.counters();
-        let n = a.invalidations as f64;
-        let gets = counters.calls_total(Operation::GetInvalidation) as f64 / n;
-        let lists = counters.calls_total(Operation::ListInvalidations) as f64 / n;
-        let s = stats(delays);
-        println!(
-            "| {label} | {:.2} | {:.2} | {:.2} | {gets:.2} | {lists:.2} | {:.2} |",
-            s.mean,
-            s.p95,
-            s.max,
-            gets + lists
-        );
-        operator.stop().await;
-        sim.shutdown().await;
-    }
-    Ok(())
 }
 
 async fn quota(a: QuotaArgs) -> anyhow::Result<()> {
@@ -259,7 +152,23 @@ async fn quota(a: QuotaArgs) -> anyhow::Result<()> {
         .collect();
     let start = Timestamp::now();
     create_all(&env.client, &ns, objects, 32).await?;
-    let done = wait_finished(&finished, a.objects, Duration::from_secs(1800)).await?;
+    let (done, in_progress) = tokio::join!(
+        wait_finished(&finished, a.objects, Duration::from_secs(1800)),
+        sample_wildcards_in_progress(&sim, &dist, &finished, a.objects, start, a.scale)
+    );
+    let done = done?;
+    std::fs::create_dir_all(&a.out)?;
+    charts::over_time(
+        &a.out.join("quota-wildcards.svg"),
+        &format!(
+            "{} wildcard objects on one distribution, T = {}",
+            a.objects,
+            humantime::format_duration(a.completion)
+        ),
+        "wildcard paths in progress",
+        &[("today (no coalescing)".to_owned(), in_progress)],
+        Some((15.0, "CloudFront's quota: 15 wildcard paths in progress")),
+    )?;
     let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
     let makespan = secs_between(start, last) * a.scale;
     let waves = a.objects.div_ceil(15) as f64;
@@ -288,6 +197,27 @@ async fn quota(a: QuotaArgs) -> anyhow::Result<()> {
     operator.stop().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// Wildcard paths in progress on `dist` every 50 ms (real), until `n` objects finished: (simulated
+/// s since `start`, paths).
+async fn sample_wildcards_in_progress(
+    sim: &cloudfront_sim::SimulatorHandle,
+    dist: &str,
+    finished: &std::sync::Arc<std::sync::Mutex<env::Finished>>,
+    n: usize,
+    start: Timestamp,
+    scale: f64,
+) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    loop {
+        let paths = sim.counters().distribution(dist).in_progress_wildcard_paths;
+        points.push((secs_between(start, Timestamp::now()) * scale, paths as f64));
+        if finished.lock().expect("finished lock").len() >= n {
+            return points;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn burst(a: BurstArgs) -> anyhow::Result<()> {
@@ -438,6 +368,7 @@ async fn footprint(a: FootprintArgs) -> anyhow::Result<()> {
         rss_idle as f64 / 1048576.0,
         after - before,
     );
+    charts::record_footprint(&a.out, a.objects, rss_idle as f64 / 1048576.0)?;
     operator.stop().await;
     sim.shutdown().await;
     Ok(())
