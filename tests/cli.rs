@@ -567,7 +567,9 @@ async fn wait_ends_at_the_timeout_with_exit_4_and_the_invalidation_id() {
     assert!(run.took >= Duration::from_millis(1500), "{:?}", run.took);
     // Wide enough for a loaded 2-core machine: the point is that it ends, not how fast.
     assert!(run.took < Duration::from_secs(60), "{:?}", run.took);
-    assert!(sim.counters().ok(Operation::GetInvalidation) >= 2);
+    // The schedule's first look waits for the prior's 5th percentile (about 12 s), past this
+    // timeout: the one look is the last one, at the deadline.
+    assert!(sim.counters().ok(Operation::GetInvalidation) >= 1);
 }
 
 #[tokio::test]

@@ -104,8 +104,9 @@ pub struct InvalidateArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, hide_short_help = true)]
     pub poll_min_interval: Duration,
 
-    /// Longest interval between GetInvalidation polls. Polls are sparse before completion is
-    /// plausible (about 10 s), dense while it is likely, and back off past the tail.
+    /// Longest interval between two GetInvalidation polls. The first poll waits until completion
+    /// is plausible (about 12 s, which may be longer), polls are dense while it is likely, and
+    /// back off past the tail.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, hide_short_help = true)]
     pub poll_max_interval: Duration,
 
