@@ -638,7 +638,7 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
         options = options.arg(*flag);
     }
     let mut op = Operator::start(&env, options).await;
-    let coalescing = flags.iter().any(|f| *f == "--coalesce=true");
+    let coalescing = flags.contains(&"--coalesce=true");
 
     // Every change of a batch record (coalescing: its creation and its status writes).
     let batch_writes = Arc::new(AtomicU64::new(0));
