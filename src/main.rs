@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the operator (in a cluster, or against the current kubeconfig).
     Run(run::RunArgs),
-    /// Print the CustomResourceDefinition as YAML.
+    /// Print the CustomResourceDefinitions as YAML (as deploy/crd.yaml holds them).
     Crd,
     /// Invalidate paths of a distribution without a cluster (one-shot; see docs/cli.md).
     Invalidate(cfinv_cli::InvalidateArgs),
@@ -46,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let logs = || telemetry::init(cli.log_format);
     match cli.command {
         Command::Crd => {
-            print!("{}", cfinv_api::crd::crd_yaml());
+            print!(
+                "{}---\n{}",
+                cfinv_api::batch::crd_yaml(),
+                cfinv_api::crd::crd_yaml()
+            );
             Ok(())
         }
         Command::Run(args) => {

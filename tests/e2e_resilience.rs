@@ -594,6 +594,8 @@ enum KillPoint {
     Submit,
     StatusWrite,
     Poll,
+    /// With coalescing: right after a batch record was created or its status written.
+    BatchWrite,
 }
 
 /// The chaos suite: `kills` SIGKILLs spread over submit, status write and poll, over 24
@@ -636,6 +638,36 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
         options = options.arg(*flag);
     }
     let mut op = Operator::start(&env, options).await;
+    let coalescing = flags.contains(&"--coalesce=true");
+
+    // Every change of a batch record (coalescing: its creation and its status writes).
+    let batch_writes = Arc::new(AtomicU64::new(0));
+    let batch_watch = {
+        let batches: kube::Api<cfinv_api::batch::CloudFrontInvalidationBatch> =
+            kube::Api::namespaced(env.admin.clone(), &ns);
+        let writes = batch_writes.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(batches, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(event) = events.next().await {
+                if event.is_ok() {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let points: &[KillPoint] = if coalescing {
+        &[
+            KillPoint::Submit,
+            KillPoint::BatchWrite,
+            KillPoint::StatusWrite,
+            KillPoint::Poll,
+        ]
+    } else {
+        &[KillPoint::Submit, KillPoint::StatusWrite, KillPoint::Poll]
+    };
 
     // Every change of an object the API server reports (the operator's status writes).
     let writes = Arc::new(AtomicU64::new(0));
@@ -662,12 +694,16 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
     // Until `kills` kills landed on their event (a kill whose event did not come in time still
     // happens, and is counted apart), at most twice as many tries.
     while hit.values().sum::<usize>() < kills && k < 2 * kills {
-        let point = [KillPoint::Submit, KillPoint::StatusWrite, KillPoint::Poll][k % 3];
+        let point = points[k % points.len()];
         k += 1;
         // A new object before each submit kill point (more at the start), so submits keep
         // coming while the kills go on and earlier objects are still polled.
         if point == KillPoint::Submit && created < OBJECTS {
-            let wave = if created == 0 { OBJECTS - kills / 3 } else { 1 };
+            let wave = if created == 0 {
+                OBJECTS.saturating_sub(kills / points.len())
+            } else {
+                1
+            };
             for _ in 0..wave.clamp(1, OBJECTS - created) {
                 let dist = DISTS[created % 2];
                 let name = &names[created];
@@ -680,7 +716,7 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
             }
         }
         let count = {
-            let (sim, writes) = (&sim, writes.clone());
+            let (sim, writes, batch_writes) = (&sim, writes.clone(), batch_writes.clone());
             move || match point {
                 KillPoint::Submit => sim.counters().calls_total(Operation::CreateInvalidation),
                 KillPoint::Poll => {
@@ -689,6 +725,7 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
                         + c.calls_total(Operation::ListInvalidations)
                 }
                 KillPoint::StatusWrite => writes.load(Ordering::SeqCst),
+                KillPoint::BatchWrite => batch_writes.load(Ordering::SeqCst),
             }
         };
         let pid = op.pid().expect("running") as libc::pid_t;
@@ -731,13 +768,18 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
 
     let done = wait_all_completed(&api, &names, Duration::from_secs(120)).await;
     watch.abort();
+    batch_watch.abort();
     for dist in DISTS {
         let mine: Vec<CloudFrontInvalidation> = done
             .iter()
             .filter(|o| o.spec.distribution_id.as_deref() == Some(dist))
             .cloned()
             .collect();
-        assert_one_invalidation_per_object(&sim, dist, &mine);
+        if coalescing {
+            assert_one_invalidation_per_member(&sim, dist, &mine);
+        } else {
+            assert_one_invalidation_per_object(&sim, dist, &mine);
+        }
     }
     let c = sim.counters();
     let per_object = |op: Operation| c.calls_total(op) as f64 / OBJECTS as f64;
@@ -772,9 +814,12 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
         hit.values().sum::<usize>() >= kills,
         "too few kills landed on their event: {hit:?}"
     );
-    for point in [KillPoint::Submit, KillPoint::StatusWrite, KillPoint::Poll] {
-        let n = hit.get(&point).copied().unwrap_or(0);
-        assert!(n >= kills / 6, "only {n} kills at {point:?}: {hit:?}");
+    for point in points {
+        let n = hit.get(point).copied().unwrap_or(0);
+        assert!(
+            n >= kills / (2 * points.len()),
+            "only {n} kills at {point:?}: {hit:?}"
+        );
     }
     // The bound. Fault-free, an object needs 1 CreateInvalidation and, at most one look per
     // second (--poll-max-interval) during the 6 s CloudFront takes, about 8 polls. Every
@@ -794,4 +839,56 @@ async fn chaos(label: &str, flags: &[&str], kills: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_sigkill_at_54_points_with_throttling_and_5xx() {
     chaos("default", &[], 54).await;
+}
+
+/// The same suite with coalescing on: kills also right after a batch record is created or its
+/// status written. Every member Completed, each member's own path in exactly one invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_sigkill_at_56_points_with_coalescing_throttling_and_5xx() {
+    chaos(
+        "coalesce",
+        &["--coalesce=true", "--coalesce-window=500ms"],
+        56,
+    )
+    .await;
+}
+
+/// Coalescing's invariant: each member's own path (`/<name>`, unique to it) is in exactly one
+/// invalidation, the one its status names, whose CallerReference is its batch's; every
+/// invalidation holds only paths some member asked for.
+fn assert_one_invalidation_per_member(
+    sim: &cloudfront_sim::SimulatorHandle,
+    distribution: &str,
+    objects: &[CloudFrontInvalidation],
+) {
+    let records = sim.invalidations(distribution);
+    let mut asked = std::collections::BTreeSet::new();
+    for obj in objects {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let own = format!("/{name}");
+        let mine: Vec<_> = records.iter().filter(|r| r.paths.contains(&own)).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{name} is in {} invalidations: {mine:#?}",
+            mine.len()
+        );
+        let status = obj.status.clone().unwrap_or_default();
+        assert_eq!(
+            status.invalidation_id.as_deref(),
+            Some(mine[0].id.as_str()),
+            "{name}: status.invalidationId is not the invalidation holding its path"
+        );
+        assert_eq!(
+            status.caller_reference.as_deref(),
+            Some(mine[0].caller_reference.as_str())
+        );
+        asked.extend(obj.spec.paths.iter().map(|p| p.0.clone()));
+    }
+    for r in &records {
+        assert!(
+            r.paths.iter().all(|p| asked.contains(p)),
+            "{distribution}: an invalidation nobody asked for: {r:#?}"
+        );
+    }
 }

@@ -38,6 +38,7 @@ pub fn operator_bin() -> PathBuf {
 }
 /// The CRD's name.
 pub const CRD_NAME: &str = "cloudfrontinvalidations.cloudfront.invalidation.io";
+pub const BATCH_CRD_NAME: &str = "cloudfrontinvalidationbatches.cloudfront.invalidation.io";
 /// Dummy AWS credentials: the simulator checks that requests are signed, not by whom.
 pub const ACCESS_KEY_ID: &str = "AKIAE2ETESTKEYID0000";
 pub const SECRET_ACCESS_KEY: &str = "e2e-test-secret-access-key";
@@ -296,25 +297,27 @@ impl Drop for Env {
 /// `kubectl apply` fails client-side validation (unknown field), and `--server-side` is refused
 /// by the server's structured-merge schema.
 async fn install_crd(kubectl: &Kubectl) {
-    let crd = repo_path("crds/cloudfront.invalidation.io_cloudfrontinvalidations.yaml");
+    // Both CRDs of crds/: the objects, and the batch records coalescing writes.
+    let crds = repo_path("crds");
     kubectl
         .run(&[
             "apply",
             "--validate=false",
             "-f",
-            crd.to_str().expect("utf-8 path"),
+            crds.to_str().expect("utf-8 path"),
         ])
         .await
-        .expect_ok("install the CRD");
+        .expect_ok("install the CRDs");
     kubectl
         .run(&[
             "wait",
             "--for=condition=Established",
             "--timeout=30s",
             &format!("crd/{CRD_NAME}"),
+            &format!("crd/{BATCH_CRD_NAME}"),
         ])
         .await
-        .expect_ok("wait for the CRD to be Established");
+        .expect_ok("wait for the CRDs to be Established");
 }
 
 /// Every YAML document of `text` as JSON (empty documents skipped).

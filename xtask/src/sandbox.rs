@@ -184,6 +184,8 @@ async fn start_operator(
         queue_recheck: Duration::from_millis(500),
         follow_up: Duration::from_secs(10),
         ttl_after_finished: None,
+        coalesce_window: None,
+        coalesce_escalate: Default::default(),
     };
     let ctx = Arc::new(
         Context::new(

@@ -293,6 +293,21 @@ pub struct CloudFrontInvalidationStatus {
     /// What is happening, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The `CloudFrontInvalidationBatch` (same namespace) this object was merged into
+    /// (coalescing, docs/coalescing.md). Set once, by a write conditional on the object's
+    /// resourceVersion; the batch's spec is what says who its members are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// When `batch` was set (a claim whose batch never got recorded is released after a while).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_claim_time: Option<Time>,
+    /// How many objects share the batch's invalidation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    /// Of this object's own items, how many another member of its batch had already brought
+    /// (or covered with a wildcard) and so paid for: first come pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_paths: Option<u32>,
     /// `Completed`, `Failed` and `Ready` (as a Job has), plus kstatus' `Reconciling` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

@@ -84,6 +84,22 @@ pub struct RunArgs {
     #[arg(long, env = "TTL_AFTER_FINISHED", value_parser = humantime::parse_duration)]
     pub ttl_after_finished: Option<Duration>,
 
+    /// Merge objects of one namespace and target that are ready to submit together into one
+    /// CloudFront invalidation (docs/coalescing.md). Needs the CloudFrontInvalidationBatch CRD.
+    #[arg(long, env = "COALESCE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub coalesce: bool,
+
+    /// With --coalesce: how long after an object's creation its batch waits for more objects
+    /// to join ("0s": only what is already queued when a slot frees).
+    #[arg(long, env = "COALESCE_WINDOW", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub coalesce_window: Duration,
+
+    /// With --coalesce, opt-in per distribution (or tenant): `ID=N` sends everything waiting
+    /// in a namespace as one `/*` when more than N wildcard paths wait (comma-separated for
+    /// several). Fewer paths billed and a shorter queue, against a load spike on the origin.
+    #[arg(long, env = "COALESCE_ESCALATE", value_delimiter = ',', value_parser = parse_escalation)]
+    pub coalesce_escalate: Vec<(String, u32)>,
+
     /// First backoff after a retryable CloudFront error (doubles per attempt, with jitter).
     #[arg(long, env = "RETRY_BASE_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
     pub retry_base_delay: Duration,
@@ -159,6 +175,8 @@ impl RunArgs {
             queue_recheck: self.queue_recheck_interval,
             follow_up: self.timeout_follow_up_interval,
             ttl_after_finished: self.ttl_after_finished,
+            coalesce_window: self.coalesce.then_some(self.coalesce_window),
+            coalesce_escalate: self.coalesce_escalate.iter().cloned().collect(),
         }
     }
 
@@ -226,7 +244,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_tenancy(tenancy_guard(&client, args.tenancy, stop.clone())),
     );
     info!(version = env!("CARGO_PKG_VERSION"), tenancy = ?args.tenancy,
-          leader_election = args.leader_election, "operator starting");
+          leader_election = args.leader_election, coalesce = args.coalesce,
+          "operator starting");
 
     if args.leader_election {
         run_with_leader_election(&args, client, ctx, health, metrics, stop).await?;
@@ -365,6 +384,27 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `--coalesce-escalate`: `ID=N`, N wildcard paths waiting (at least 1).
+fn parse_escalation(value: &str) -> Result<(String, u32), String> {
+    let (id, n) = value.split_once('=').ok_or_else(|| {
+        format!("{value:?} is not ID=N (a distribution or tenant id, = and a number)")
+    })?;
+    if id.is_empty() {
+        return Err(format!(
+            "{value:?}: the distribution or tenant id before = is empty"
+        ));
+    }
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("{value:?}: {n:?} after = is not a whole number"))?;
+    if n == 0 {
+        return Err(format!(
+            "{value:?}: N must be at least 1 (0 would send /* for one wildcard)"
+        ));
+    }
+    Ok((id.to_owned(), n))
+}
+
 /// `--poll-expected-calls`: at least the one call that sees `Completed`, and a sane ceiling.
 fn parse_expected_calls(value: &str) -> Result<f64, String> {
     let calls: f64 = value
@@ -382,7 +422,27 @@ fn parse_expected_calls(value: &str) -> Result<f64, String> {
 mod tests {
     use clap::{Args, Command};
 
-    use super::{RunArgs, parse_expected_calls};
+    use super::{RunArgs, parse_escalation, parse_expected_calls};
+
+    #[test]
+    fn an_escalation_policy_is_id_equals_a_positive_number() {
+        assert_eq!(
+            parse_escalation("E2QWRUHAPOMQZL=8"),
+            Ok(("E2QWRUHAPOMQZL".to_owned(), 8))
+        );
+        assert!(parse_escalation("E2QW").unwrap_err().contains("ID=N"));
+        assert!(parse_escalation("=3").unwrap_err().contains("empty"));
+        assert!(
+            parse_escalation("E2QW=x")
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(
+            parse_escalation("E2QW=0")
+                .unwrap_err()
+                .contains("at least 1")
+        );
+    }
 
     #[test]
     fn expected_calls_below_one_or_above_a_thousand_is_rejected_naming_the_rule() {

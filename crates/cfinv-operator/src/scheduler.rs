@@ -38,6 +38,7 @@ use kube::{
     runtime::{reflector::ObjectRef, watcher},
 };
 
+use cfinv_api::batch::CloudFrontInvalidationBatch;
 use cfinv_api::crd::{CloudFrontInvalidation, Phase};
 use cfinv_api::paths;
 
@@ -135,6 +136,32 @@ pub enum Admission {
     Never { usage: Usage },
 }
 
+/// Objects to merge into one batch (coalescing): the admitted object and others of its
+/// namespace and target waiting with it, as far as the quota allows. Each member's slot is
+/// held by the batch from now on.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The batch's name (chosen by the caller, unique).
+    pub name: String,
+    /// Oldest first.
+    pub members: Vec<PlannedMember>,
+    /// The merged items.
+    pub items: Vec<String>,
+    /// The escalation policy replaced the members' paths by `/*`.
+    pub escalated: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedMember {
+    pub uid: String,
+    pub name: String,
+    pub created: Timestamp,
+    /// The resourceVersion the plan saw: the claim is conditional on it.
+    pub resource_version: Option<String>,
+    /// Its normalised items.
+    pub paths: Arc<Vec<String>>,
+}
+
 /// One object competing for a slot.
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -182,6 +209,7 @@ enum Role {
         created: Timestamp,
         generation: Option<i64>,
         usage: Usage,
+        merge: Option<Mergeable>,
     },
     /// Holds part of CloudFront's quota.
     InFlight {
@@ -195,9 +223,19 @@ enum Role {
     Idle,
 }
 
+/// What planning a batch needs of a waiting object that may be merged (no
+/// `spec.callerReference`, never attempted on its own).
+#[derive(Clone, Debug)]
+struct Mergeable {
+    resource_version: Option<String>,
+    paths: Arc<Vec<String>>,
+}
+
 struct WaitingRef {
     name: String,
     namespace: String,
+    created: Timestamp,
+    merge: Option<Mergeable>,
     usage: Usage,
     /// It has reconciled and been told to wait (phase Queued): it needs waking. One not
     /// reconciled yet comes by itself, and waking it too would reconcile it twice.
@@ -207,6 +245,8 @@ struct WaitingRef {
 struct Grant {
     namespace: String,
     usage: Usage,
+    /// The batch this member's slot went to (its usage is the batch's grant then).
+    batch: Option<String>,
     at: Instant,
     /// The admitted object has been told (woken), or asked itself.
     told: bool,
@@ -255,12 +295,24 @@ impl Dist {
     }
 
     fn add_grant(&mut self, uid: &str, namespace: &str, usage: Usage, told: bool) {
+        self.add_grant_for(uid, namespace, usage, told, None);
+    }
+
+    fn add_grant_for(
+        &mut self,
+        uid: &str,
+        namespace: &str,
+        usage: Usage,
+        told: bool,
+        batch: Option<String>,
+    ) {
         self.serve(namespace, usage, 1);
         self.grants.insert(
             uid.to_owned(),
             Grant {
                 namespace: namespace.to_owned(),
                 usage,
+                batch,
                 at: Instant::now(),
                 told,
             },
@@ -276,6 +328,28 @@ impl Dist {
             }
             None => false,
         }
+    }
+
+    fn account_in_flight(
+        &mut self,
+        namespace: &str,
+        usage: Usage,
+        billed: u32,
+        polling: bool,
+        sign: isize,
+    ) {
+        self.in_flight = if sign > 0 {
+            self.in_flight.plus(usage)
+        } else {
+            self.in_flight.minus(usage)
+        };
+        self.in_flight_count += sign as i64;
+        self.billed += sign as i64 * i64::from(billed);
+        if polling {
+            self.polling = self.polling.saturating_add_signed(sign);
+        }
+        self.serve(namespace, usage, sign);
+        self.dirty = true;
     }
 
     fn filled(&self) -> Usage {
@@ -424,6 +498,27 @@ struct State {
     watching: bool,
     /// The watch's first list is complete: before that, what is in flight is unknown.
     synced: bool,
+    /// Coalescing is on: batch records hold quota too, and nothing is admitted before their
+    /// watch's first list is in.
+    batches_expected: bool,
+    batches_synced: bool,
+    batch_epoch: u64,
+    /// Live (unfinished) batches by `namespace/name`.
+    batches: HashMap<String, BatchEntry>,
+}
+
+/// What the index keeps of a live batch record: the quota it holds.
+struct BatchEntry {
+    distribution: Arc<str>,
+    namespace: String,
+    usage: Usage,
+    billed: u32,
+    epoch: u64,
+}
+
+/// The grant key of a batch (never a uid: those have no `/`).
+fn batch_key(namespace: &str, name: &str) -> String {
+    format!("batch:{namespace}/{name}")
 }
 
 fn phase_index(phase: Phase) -> usize {
@@ -445,6 +540,40 @@ const PHASES: [Phase; 5] = [
 ];
 
 impl State {
+    /// Whether what is in flight is known (the first lists are in).
+    fn ready(&self) -> bool {
+        (self.synced || !self.watching) && (self.batches_synced || !self.batches_expected)
+    }
+
+    fn put_batch(&mut self, key: String, entry: Option<BatchEntry>) -> Option<Arc<str>> {
+        let mut touched = None;
+        if let Some(old) = self.batches.remove(&key) {
+            let d = self.dist(&old.distribution);
+            d.account_in_flight(&old.namespace, old.usage, old.billed, true, -1);
+            touched = Some(old.distribution.clone());
+            self.prune(&old.distribution);
+        }
+        if let Some(entry) = entry {
+            let d = self.dist(&entry.distribution);
+            d.account_in_flight(&entry.namespace, entry.usage, entry.billed, true, 1);
+            // Recorded: the batch's own usage replaces the planner's reservation.
+            d.drop_grant(&key);
+            touched = Some(entry.distribution.clone());
+            self.batches.insert(key, entry);
+        }
+        touched
+    }
+
+    fn prune(&mut self, distribution: &Arc<str>) {
+        if self
+            .dists
+            .get(distribution)
+            .is_some_and(|d| d.members == 0 && d.grants.is_empty() && d.in_flight_count == 0)
+        {
+            self.dists.remove(distribution);
+        }
+    }
+
     fn dist(&mut self, distribution: &Arc<str>) -> &mut Dist {
         self.dists.entry(distribution.clone()).or_default()
     }
@@ -470,6 +599,7 @@ impl State {
                 namespace,
                 created,
                 usage,
+                merge,
                 ..
             } => {
                 for lane in usage.lanes() {
@@ -492,6 +622,8 @@ impl State {
                         WaitingRef {
                             name: name.clone(),
                             namespace: namespace.clone(),
+                            created: *created,
+                            merge: merge.clone(),
                             usage: *usage,
                             queued: entry.phase == Phase::Queued,
                         },
@@ -506,23 +638,10 @@ impl State {
                 usage,
                 billed,
                 polling,
-            } => {
-                d.in_flight = if sign > 0 {
-                    d.in_flight.plus(*usage)
-                } else {
-                    d.in_flight.minus(*usage)
-                };
-                d.in_flight_count += sign as i64;
-                d.billed += sign as i64 * i64::from(*billed);
-                if *polling {
-                    d.polling = d.polling.saturating_add_signed(sign);
-                }
-                d.serve(namespace, *usage, sign);
-                d.dirty = true;
-            }
+            } => d.account_in_flight(namespace, *usage, *billed, *polling, sign),
             Role::Idle => {}
         }
-        if d.members == 0 && d.grants.is_empty() {
+        if d.members == 0 && d.grants.is_empty() && d.in_flight_count == 0 {
             self.dists.remove(&entry.distribution);
         }
     }
@@ -574,13 +693,7 @@ impl State {
             d.drop_grant(uid);
             d.no_wake.remove(uid);
         }
-        if self
-            .dists
-            .get(&dist)
-            .is_some_and(|d| d.members == 0 && d.grants.is_empty())
-        {
-            self.dists.remove(&dist);
-        }
+        self.prune(&dist);
         Some(dist)
     }
 
@@ -605,8 +718,11 @@ impl State {
                 polling,
             }
         };
+        let claimed = status.and_then(|s| s.batch.as_ref()).is_some();
         let role = match phase {
             Phase::Completed => Role::Idle,
+            // A batch member: the batch holds its share of the quota.
+            _ if claimed => Role::Idle,
             Phase::Failed => {
                 let cloudfront_running = status
                     .and_then(|s| s.cloud_front_status.as_deref())
@@ -625,17 +741,29 @@ impl State {
                     Role::Waiting {
                         generation: g,
                         usage,
+                        merge,
                         ..
-                    } if *g == generation && o.distribution == distribution => Some(*usage),
+                    } if *g == generation && o.distribution == distribution => {
+                        Some((*usage, merge.as_ref().map(|m| m.paths.clone())))
+                    }
                     _ => None,
                 });
-                match cached.or_else(|| spec_usage(obj)) {
-                    Some(usage) if usage.fits_within(CLOUDFRONT_QUOTA) => Role::Waiting {
+                let mergeable = obj.spec.caller_reference.is_none()
+                    && status.and_then(|s| s.caller_reference.as_ref()).is_none();
+                let normalised = cached.or_else(|| {
+                    spec_paths(obj).map(|p| (Usage::of(&p), mergeable.then(|| Arc::new(p))))
+                });
+                match normalised {
+                    Some((usage, paths)) if usage.fits_within(CLOUDFRONT_QUOTA) => Role::Waiting {
                         name: obj.name_any(),
                         namespace: namespace.clone(),
                         created: created(obj),
                         generation,
                         usage,
+                        merge: paths.filter(|_| mergeable).map(|paths| Mergeable {
+                            resource_version: obj.metadata.resource_version.clone(),
+                            paths,
+                        }),
                     },
                     // Invalid or too large: reconcile fails it; it must not hold a lane.
                     _ => Role::Idle,
@@ -652,9 +780,11 @@ impl State {
 }
 
 fn spec_usage(obj: &CloudFrontInvalidation) -> Option<Usage> {
-    paths::normalize(&obj.spec.paths)
-        .ok()
-        .map(|n| Usage::of(&n.paths))
+    spec_paths(obj).map(|p| Usage::of(&p))
+}
+
+fn spec_paths(obj: &CloudFrontInvalidation) -> Option<Vec<String>> {
+    paths::normalize(&obj.spec.paths).ok().map(|n| n.paths)
 }
 
 /// What is in flight on one distribution, for metrics.
@@ -710,6 +840,235 @@ impl Scheduler {
         *self.state.lock().expect("scheduler lock") = State::default();
     }
 
+    /// Coalescing is on: batch records are watched too ([`Scheduler::observe_batch`]), and
+    /// nothing is admitted before their first list is in (they hold quota).
+    pub fn expect_batches(&self) {
+        self.state.lock().expect("scheduler lock").batches_expected = true;
+    }
+
+    /// Whether the batch records' first list is in.
+    pub fn batches_synced(&self) -> bool {
+        self.state.lock().expect("scheduler lock").batches_synced
+    }
+
+    /// Whether the object is gone or finished, as the index last saw it.
+    pub fn finished_or_gone(&self, uid: &str) -> bool {
+        let state = self.state.lock().expect("scheduler lock");
+        state.entries.get(uid).is_none_or(|e| e.phase.is_terminal())
+    }
+
+    /// Feed one event of the batch records' watch into the index: a live batch holds its
+    /// items' share of the quota until CloudFront finished it. A change wakes its members.
+    pub fn observe_batch(&self, event: &watcher::Event<CloudFrontInvalidationBatch>) {
+        let mut state = self.state.lock().expect("scheduler lock");
+        let mut wake = Vec::new();
+        let touched = match event {
+            watcher::Event::Init => {
+                state.batch_epoch += 1;
+                None
+            }
+            watcher::Event::InitApply(b) | watcher::Event::Apply(b) => {
+                let namespace = b.namespace().unwrap_or_default();
+                let key = batch_key(&namespace, &b.name_any());
+                let entry = match b.spec.target() {
+                    Some(target) if !b.is_finished() => Some(BatchEntry {
+                        distribution: state.intern(target.id()),
+                        namespace: namespace.clone(),
+                        usage: Usage::of(&b.spec.items),
+                        billed: b.spec.items.len() as u32,
+                        epoch: state.batch_epoch,
+                    }),
+                    _ => None,
+                };
+                if matches!(event, watcher::Event::Apply(_)) {
+                    wake.extend(
+                        b.spec
+                            .members
+                            .iter()
+                            .map(|m| ObjectRef::new(&m.name).within(&namespace)),
+                    );
+                }
+                state.put_batch(key, entry)
+            }
+            watcher::Event::Delete(b) => {
+                let key = batch_key(&b.namespace().unwrap_or_default(), &b.name_any());
+                state.put_batch(key, None)
+            }
+            watcher::Event::InitDone => {
+                let epoch = state.batch_epoch;
+                let gone: Vec<String> = state
+                    .batches
+                    .iter()
+                    .filter(|(_, e)| e.epoch < epoch)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in gone {
+                    state.put_batch(key, None);
+                }
+                state.batches_synced = true;
+                for d in state.dists.values_mut() {
+                    d.dirty = true;
+                }
+                None
+            }
+        };
+        if state.ready() {
+            match (event, touched) {
+                (watcher::Event::InitDone, _) => wake.extend(self.pump_all(&mut state)),
+                (watcher::Event::InitApply(_), _) => {}
+                (_, Some(dist)) => wake.extend(self.pump(&mut state, &dist)),
+                _ => {}
+            }
+        }
+        drop(state);
+        self.send(wake);
+    }
+
+    /// The candidate was admitted ([`Scheduler::admit`]): merge it with the objects of its
+    /// namespace waiting for the same target, oldest first, as long as the merged items fit
+    /// the quota (with what they held already) and one request. Their slots go to the batch.
+    /// `None`: the candidate's slot is gone meanwhile (another planner took it).
+    pub fn plan(
+        &self,
+        distribution: &str,
+        candidate: &Candidate,
+        mine: PlannedMember,
+        name: &str,
+        escalate_above: Option<u32>,
+    ) -> Option<Plan> {
+        let mut state = self.state.lock().expect("scheduler lock");
+        let dist = state.intern(distribution);
+        let d = state.dists.get_mut(&dist)?;
+        let own = d.grants.get(&candidate.uid).filter(|g| g.batch.is_none())?;
+        let namespace = candidate.namespace.clone();
+        let mut base = d.filled().minus(own.usage);
+        let mut others: Vec<(Timestamp, &String, &WaitingRef)> = d
+            .waiting_refs
+            .iter()
+            .filter(|(uid, w)| {
+                *uid != &candidate.uid
+                    && w.namespace == namespace
+                    && w.merge.is_some()
+                    && d.grants.get(*uid).is_none_or(|g| g.batch.is_none())
+            })
+            .map(|(uid, w)| (w.created, uid, w))
+            .collect();
+        others.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let member = |uid: &str, w: &WaitingRef, m: &Mergeable| PlannedMember {
+            uid: uid.to_owned(),
+            name: w.name.clone(),
+            created: w.created,
+            resource_version: m.resource_version.clone(),
+            paths: m.paths.clone(),
+        };
+        // Escalation (opt-in per distribution): more than N wildcard paths waiting in this
+        // namespace, merged, go out as `/*` (tags as they are: `/*` does not cover them).
+        if let Some(limit) = escalate_above {
+            let mut all: Vec<String> = mine.paths.to_vec();
+            let mut held = Usage::default();
+            for (_, uid, w) in &others {
+                all.extend(w.merge.iter().flat_map(|m| m.paths.iter().cloned()));
+                held = held.plus(d.grants.get(*uid).map_or(Usage::default(), |g| g.usage));
+            }
+            let waiting = paths::normalize(&all).map(|n| n.paths).unwrap_or_default();
+            if Usage::of(&waiting).wildcards > limit {
+                let mut items = vec!["/*".to_owned()];
+                items.extend(waiting.into_iter().filter(|p| paths::is_tag(p)));
+                let rest = base.minus(held);
+                if items.len() <= paths::MAX_PATHS
+                    && rest.plus(Usage::of(&items)).fits_within(self.quota)
+                {
+                    let mut members = vec![mine];
+                    members.extend(
+                        others
+                            .iter()
+                            .filter_map(|(_, uid, w)| Some(member(uid, w, w.merge.as_ref()?))),
+                    );
+                    return Some(self.hand_to_batch(d, &namespace, name, members, items, true));
+                }
+            }
+        }
+        let mut items: Vec<String> = mine.paths.to_vec();
+        let mut members = vec![mine];
+        for (_, uid, w) in others {
+            let Some(m) = &w.merge else { continue };
+            let held = d.grants.get(uid).map_or(Usage::default(), |g| g.usage);
+            let mut all = items.clone();
+            all.extend(m.paths.iter().cloned());
+            let Ok(merged) = paths::normalize(&all) else {
+                continue;
+            };
+            let rest = base.minus(held);
+            if merged.paths.len() <= paths::MAX_PATHS
+                && rest.plus(Usage::of(&merged.paths)).fits_within(self.quota)
+            {
+                base = rest;
+                items = merged.paths;
+                members.push(member(uid, w, m));
+            }
+        }
+        Some(self.hand_to_batch(d, &namespace, name, members, items, false))
+    }
+
+    /// The members' slots go to the batch: each member holds nothing (and is not admitted on
+    /// its own), the batch's reservation holds the merged items.
+    fn hand_to_batch(
+        &self,
+        d: &mut Dist,
+        namespace: &str,
+        name: &str,
+        mut members: Vec<PlannedMember>,
+        items: Vec<String>,
+        escalated: bool,
+    ) -> Plan {
+        members.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
+        for m in &members {
+            d.drop_grant(&m.uid);
+            d.add_grant_for(
+                &m.uid,
+                namespace,
+                Usage::default(),
+                true,
+                Some(name.to_owned()),
+            );
+        }
+        let key = batch_key(namespace, name);
+        d.add_grant_for(&key, namespace, Usage::of(&items), true, None);
+        Plan {
+            name: name.to_owned(),
+            members,
+            items,
+            escalated,
+        }
+    }
+
+    /// A plan that was not recorded (or only partly): the members whose claim failed wait
+    /// again, and the batch's reservation goes if no record was made.
+    pub fn release_plan(
+        &self,
+        distribution: &str,
+        namespace: &str,
+        plan: &Plan,
+        members: &[&str],
+        recorded: bool,
+    ) {
+        let mut state = self.state.lock().expect("scheduler lock");
+        let dist = state.intern(distribution);
+        if !state.dists.contains_key(&dist) {
+            return;
+        }
+        let d = state.dist(&dist);
+        for uid in members {
+            d.drop_grant(uid);
+        }
+        if !recorded {
+            d.drop_grant(&batch_key(namespace, &plan.name));
+        }
+        let wake = self.pump(&mut state, &dist);
+        drop(state);
+        self.send(wake);
+    }
+
     /// Feed one watch event into the index.
     pub fn observe(&self, event: &watcher::Event<CloudFrontInvalidation>) {
         let mut state = self.state.lock().expect("scheduler lock");
@@ -745,8 +1104,9 @@ impl Scheduler {
         };
         let wake = match (event, touched) {
             (watcher::Event::InitApply(_), _) => Vec::new(),
-            (watcher::Event::InitDone, _) => self.pump_all(&mut state),
-            (_, Some(dist)) if state.synced || !state.watching => self.pump(&mut state, &dist),
+            (watcher::Event::InitDone, _) if state.ready() => self.pump_all(&mut state),
+            (watcher::Event::InitDone, _) => Vec::new(),
+            (_, Some(dist)) if state.ready() => self.pump(&mut state, &dist),
             _ => Vec::new(),
         };
         drop(state);
@@ -791,7 +1151,7 @@ impl Scheduler {
             };
         }
         let mut state = self.state.lock().expect("scheduler lock");
-        if state.watching && !state.synced {
+        if !state.ready() {
             // What is in flight is known only once the first list is in.
             return Admission::Wait {
                 in_flight: Usage::default(),
@@ -831,6 +1191,7 @@ impl Scheduler {
                         created: candidate.created,
                         generation: None,
                         usage: candidate.usage,
+                        merge: None,
                     },
                 };
                 state.put(candidate.uid.clone(), entry);
@@ -840,6 +1201,10 @@ impl Scheduler {
         let wake = self.pump(&mut state, &dist);
         let d = state.dist(&dist);
         let outcome = match d.grants.get_mut(&candidate.uid) {
+            // Its slot went to a batch: it follows the batch once its claim comes in.
+            Some(grant) if grant.batch.is_some() => Admission::Wait {
+                in_flight: d.in_flight,
+            },
             Some(grant) => {
                 grant.told = true;
                 grant.at = Instant::now();

@@ -39,6 +39,12 @@ impl Env {
             <CloudFrontInvalidation as kube::CustomResourceExt>::crd(),
         )
         .await?;
+        // Coalescing's batch records.
+        cfinv_testenv::install_crd(
+            &client,
+            <cfinv_api::batch::CloudFrontInvalidationBatch as kube::CustomResourceExt>::crd(),
+        )
+        .await?;
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         control_plane.write_kubeconfig(&kubeconfig, ControlPlaneUser::Admin)?;

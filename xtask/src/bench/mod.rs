@@ -49,10 +49,29 @@ enum Which {
     Queue(queue::QueueArgs),
 }
 
+/// What the quota benchmark's objects invalidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// One distinct wildcard each (`/site-{i}/*`): nothing to share.
+    Disjoint,
+    /// `/index.html`, `/static/*` and one of five `/app{k}/*` each: what deploys of one site
+    /// look like.
+    Overlapping,
+}
+
 #[derive(Args, Debug)]
 struct QuotaArgs {
     #[arg(long, default_value_t = 100)]
     objects: usize,
+    #[arg(long, value_enum, default_value_t = Workload::Disjoint)]
+    workload: Workload,
+    /// `--coalesce-window` of the coalescing run (simulated).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    coalesce_window: Duration,
+    /// A third run with escalation: more than this many wildcard paths waiting go out as `/*`
+    /// (0: no such run).
+    #[arg(long, default_value_t = 8)]
+    escalate_above: u32,
     /// Completion time T of every invalidation (simulated).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     completion: Duration,
@@ -75,6 +94,23 @@ struct BurstArgs {
     sigma: f64,
     #[arg(long, default_value_t = 10.0)]
     scale: f64,
+    /// `--coalesce-window` of the coalescing run (simulated).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    coalesce_window: Duration,
+}
+
+/// Coalescing off, then on, with its window scaled.
+fn modes(window: Duration, scale: f64) -> [(&'static str, Vec<String>); 2] {
+    [
+        ("coalescing off (today)", Vec::new()),
+        (
+            "coalescing on",
+            vec![
+                "--coalesce=true".to_owned(),
+                format!("--coalesce-window={}", flag(real(window, scale))),
+            ],
+        ),
+    ]
 }
 
 #[derive(Args, Debug)]
@@ -136,66 +172,115 @@ fn secs_between(from: Timestamp, to: Timestamp) -> f64 {
 
 async fn quota(a: QuotaArgs) -> anyhow::Result<()> {
     let env = Env::start().await?;
-    let ns = env.namespace("bench-quota").await?;
-    let dist = "EBENCHQUOTA01".to_owned();
-    let sim = Simulator::builder()
-        .distribution(&dist)
-        .completion(Completion::Fixed(real(a.completion, a.scale)))
-        .start()
-        .await?;
-    let operator = env
-        .operator(&ns, &sim.endpoint_url(), &our_flags(a.scale))
-        .await?;
-    let finished = watch_finished(&env.client, &ns);
-    let objects = (0..a.objects)
-        .map(|i| invalidation(&format!("wild-{i:04}"), &dist, &[format!("/site-{i}/*")]))
+    let t = a.completion.as_secs_f64();
+    let paths_of = |i: usize| -> Vec<String> {
+        match a.workload {
+            Workload::Disjoint => vec![format!("/site-{i}/*")],
+            Workload::Overlapping => vec![
+                "/index.html".to_owned(),
+                "/static/*".to_owned(),
+                format!("/app{}/*", i % 5),
+            ],
+        }
+    };
+    let asked: usize = (0..a.objects).map(|i| paths_of(i).len()).sum();
+    let wildcards_each = paths_of(0).iter().filter(|p| p.ends_with('*')).count();
+    let mut rows = Vec::new();
+    let mut series = Vec::new();
+    let mut runs: Vec<(String, Vec<String>)> = modes(a.coalesce_window, a.scale)
+        .into_iter()
+        .map(|(m, f)| (m.to_owned(), f))
         .collect();
-    let start = Timestamp::now();
-    create_all(&env.client, &ns, objects, 32).await?;
-    let (done, in_progress) = tokio::join!(
-        wait_finished(&finished, a.objects, Duration::from_secs(1800)),
-        sample_wildcards_in_progress(&sim, &dist, &finished, a.objects, start, a.scale)
-    );
-    let done = done?;
+    if a.escalate_above > 0 {
+        let mut flags = runs[1].1.clone();
+        flags.push(format!(
+            "--coalesce-escalate=EBENCHQUOTA02={}",
+            a.escalate_above
+        ));
+        runs.push((
+            format!(
+                "coalescing on, escalation above {} wildcards",
+                a.escalate_above
+            ),
+            flags,
+        ));
+    }
+    for (k, (mode, extra)) in runs.into_iter().enumerate() {
+        let ns = env.namespace("bench-quota").await?;
+        let dist = format!("EBENCHQUOTA0{k}");
+        let sim = Simulator::builder()
+            .distribution(&dist)
+            .completion(Completion::Fixed(real(a.completion, a.scale)))
+            .start()
+            .await?;
+        let mut flags = our_flags(a.scale);
+        flags.extend(extra);
+        let operator = env.operator(&ns, &sim.endpoint_url(), &flags).await?;
+        let finished = watch_finished(&env.client, &ns);
+        let objects = (0..a.objects)
+            .map(|i| invalidation(&format!("obj-{i:04}"), &dist, &paths_of(i)))
+            .collect();
+        let start = Timestamp::now();
+        create_all(&env.client, &ns, objects, 32).await?;
+        let (done, in_progress) = tokio::join!(
+            wait_finished(&finished, a.objects, Duration::from_secs(1800)),
+            sample_wildcards_in_progress(&sim, &dist, &finished, a.objects, start, a.scale)
+        );
+        let done = done?;
+        let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
+        let makespan = secs_between(start, last) * a.scale;
+        let counters = sim.counters();
+        let d = counters.distribution(&dist);
+        let failed = done.values().filter(|(p, _)| *p == Phase::Failed).count();
+        rows.push(format!(
+            "| {mode} | {makespan:.1} | {:.2} | {} | {} | {} | {} | {asked} | {failed} |",
+            makespan / t,
+            counters.calls(
+                Operation::CreateInvalidation,
+                "TooManyInvalidationsInProgress"
+            ),
+            d.peak_in_progress_wildcard_paths,
+            d.invalidations_created,
+            d.paths_billed,
+        ));
+        series.push((mode.clone(), in_progress));
+        operator.stop().await;
+        sim.shutdown().await;
+    }
     std::fs::create_dir_all(&a.out)?;
+    let workload = match a.workload {
+        Workload::Disjoint => "disjoint",
+        Workload::Overlapping => "overlapping",
+    };
     charts::over_time(
-        &a.out.join("quota-wildcards.svg"),
+        &a.out.join(format!("quota-{workload}-wildcards.svg")),
         &format!(
-            "{} wildcard objects on one distribution, T = {}",
+            "{} {workload} objects on one distribution, T = {}",
             a.objects,
             humantime::format_duration(a.completion)
         ),
         "wildcard paths in progress",
-        &[("today (no coalescing)".to_owned(), in_progress)],
+        &series,
         Some((15.0, "CloudFront's quota: 15 wildcard paths in progress")),
     )?;
-    let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
-    let makespan = secs_between(start, last) * a.scale;
-    let waves = a.objects.div_ceil(15) as f64;
-    let ideal = waves * a.completion.as_secs_f64();
-    let counters = sim.counters();
-    let failed = done.values().filter(|(p, _)| *p == Phase::Failed).count();
+    // One at a time, each object's wildcards take their own slots: ceil(n / (15 / w)) rounds.
+    let per_round = (15 / wildcards_each.max(1)).max(1);
     println!(
-        "quota: {} wildcard objects on one distribution, T = {}, scale {}\n",
+        "quota ({workload}): {} objects on one distribution, {wildcards_each} wildcard(s) each, T = {}, \
+         scale {}, coalescing window {}; without coalescing the ideal is ceil(n/{per_round}) = {} rounds of T\n",
         a.objects,
         humantime::format_duration(a.completion),
-        a.scale
+        a.scale,
+        humantime::format_duration(a.coalesce_window),
+        a.objects.div_ceil(per_round),
     );
     println!(
-        "| makespan (s) | ideal ceil(n/15)*T (s) | ratio | TooManyInvalidationsInProgress | peak wildcard paths in progress | Failed |"
+        "| mode | makespan (s) | makespan / T | TooManyInvalidationsInProgress | peak wildcard paths in progress | invalidations | paths billed | paths asked for | Failed |"
     );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {makespan:.1} | {ideal:.0} | {:.3} | {} | {} | {failed} |",
-        makespan / ideal,
-        counters.calls(
-            Operation::CreateInvalidation,
-            "TooManyInvalidationsInProgress"
-        ),
-        counters.distribution(&dist).peak_in_progress_wildcard_paths,
-    );
-    operator.stop().await;
-    sim.shutdown().await;
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
     Ok(())
 }
 
@@ -222,63 +307,72 @@ async fn sample_wildcards_in_progress(
 
 async fn burst(a: BurstArgs) -> anyhow::Result<()> {
     let env = Env::start().await?;
-    let ns = env.namespace("bench-burst").await?;
-    let dists = distribution_ids(a.distributions);
-    let sim = Simulator::builder()
-        .distributions(dists.clone())
-        .completion(Completion::LogNormal {
-            median: real(a.median, a.scale),
-            sigma: a.sigma,
-            seed: 7,
-        })
-        .start()
-        .await?;
-    let operator = env
-        .operator(&ns, &sim.endpoint_url(), &our_flags(a.scale))
-        .await?;
-    let cpu_before = operator.cpu_seconds()?;
-    let finished = watch_finished(&env.client, &ns);
-    let objects = (0..a.objects)
-        .map(|i| {
-            let paths = vec![format!("/app-{i}/index.html"), format!("/app-{i}/sw.js")];
-            invalidation(&format!("burst-{i:05}"), &dists[i % dists.len()], &paths)
-        })
-        .collect();
-    let start = Timestamp::now();
-    create_all(&env.client, &ns, objects, 64).await?;
-    let created = Timestamp::now();
-    let done = wait_finished(&finished, a.objects, Duration::from_secs(1800)).await?;
-    let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
-    let cpu = operator.cpu_seconds()? - cpu_before;
-    let (_, peak_rss) = operator.memory()?;
-    let counters = sim.counters();
-    let calls: u64 = counters.calls.values().flat_map(|m| m.values()).sum();
-    let completed = done
-        .values()
-        .filter(|(p, _)| *p == Phase::Completed)
-        .count();
+    let mut rows = Vec::new();
+    for (mode, extra) in modes(a.coalesce_window, a.scale) {
+        let ns = env.namespace("bench-burst").await?;
+        let dists = distribution_ids(a.distributions);
+        let sim = Simulator::builder()
+            .distributions(dists.clone())
+            .completion(Completion::LogNormal {
+                median: real(a.median, a.scale),
+                sigma: a.sigma,
+                seed: 7,
+            })
+            .start()
+            .await?;
+        let mut flags = our_flags(a.scale);
+        flags.extend(extra);
+        let operator = env.operator(&ns, &sim.endpoint_url(), &flags).await?;
+        let cpu_before = operator.cpu_seconds()?;
+        let finished = watch_finished(&env.client, &ns);
+        let objects = (0..a.objects)
+            .map(|i| {
+                let paths = vec![format!("/app-{i}/index.html"), format!("/app-{i}/sw.js")];
+                invalidation(&format!("burst-{i:05}"), &dists[i % dists.len()], &paths)
+            })
+            .collect();
+        let start = Timestamp::now();
+        create_all(&env.client, &ns, objects, 64).await?;
+        let created = Timestamp::now();
+        let done = wait_finished(&finished, a.objects, Duration::from_secs(1800)).await?;
+        let last = done.values().map(|(_, t)| *t).max().unwrap_or(start);
+        let cpu = operator.cpu_seconds()? - cpu_before;
+        let (_, peak_rss) = operator.memory()?;
+        let counters = sim.counters();
+        let calls: u64 = counters.calls.values().flat_map(|m| m.values()).sum();
+        let billed: u64 = dists.iter().map(|d| counters.paths_billed(d)).sum();
+        let completed = done
+            .values()
+            .filter(|(p, _)| *p == Phase::Completed)
+            .count();
+        rows.push(format!(
+            "| {mode} | {completed} | {:.1} | {:.1} | {:.2} | {:.3} | {billed} | {} | {cpu:.2} | {:.1} |",
+            secs_between(start, created),
+            secs_between(start, last) * a.scale,
+            calls as f64 / a.objects as f64,
+            counters.calls_total(Operation::CreateInvalidation) as f64 / a.objects as f64,
+            2 * a.objects,
+            peak_rss as f64 / 1048576.0,
+        ));
+        operator.stop().await;
+        sim.shutdown().await;
+    }
     println!(
-        "burst: {} objects on {} distributions created at once, completion log-normal(median {}, sigma {}), scale {}\n",
+        "burst: {} objects on {} distributions created at once, completion log-normal(median {}, sigma {}), scale {}, coalescing window {}\n",
         a.objects,
         a.distributions,
         humantime::format_duration(a.median),
         a.sigma,
-        a.scale
+        a.scale,
+        humantime::format_duration(a.coalesce_window),
     );
     println!(
-        "| objects Completed | creating took (real s) | all Completed after (simulated s) | AWS calls / object | Create / object | operator CPU (s) | operator peak RSS (MiB) |"
+        "| mode | objects Completed | creating took (real s) | all Completed after (simulated s) | AWS calls / object | Create / object | paths billed | paths asked for | operator CPU (s) | operator peak RSS (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    println!(
-        "| {completed} | {:.1} | {:.1} | {:.2} | {:.2} | {cpu:.2} | {:.1} |",
-        secs_between(start, created),
-        secs_between(start, last) * a.scale,
-        calls as f64 / a.objects as f64,
-        counters.calls_total(Operation::CreateInvalidation) as f64 / a.objects as f64,
-        peak_rss as f64 / 1048576.0,
-    );
-    operator.stop().await;
-    sim.shutdown().await;
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ const CHECKED_IN: &str =
 fn checked_in_crd_matches_the_rust_types() {
     assert!(
         crd_yaml() == CHECKED_IN,
-        "crds/ is out of date: run `cargo run -- crd > crds/cloudfront.invalidation.io_cloudfrontinvalidations.yaml`"
+        "crds/ is out of date: `cargo run -- crd` prints both CRDs (batches, `---`, invalidations): write the second to crds/cloudfront.invalidation.io_cloudfrontinvalidations.yaml"
     );
 }
 

@@ -1,6 +1,9 @@
 //! The controller: a kube-runtime `Controller` over CloudFrontInvalidation objects, a `Context`
 //! shared by every reconcile, and the `reconcile` / `error_policy` pair.
 
+pub mod batch;
+mod coalesce;
+mod coalesce_transition;
 pub mod conditions;
 mod reconcile;
 #[cfg(test)]
@@ -14,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -34,6 +37,7 @@ pub(crate) use reconcile::submitted_target_id;
 pub use reconcile::{error_policy, reconcile};
 
 use crate::{health::Health, metrics::Metrics, scheduler::Scheduler, tenancy::TenancyGuard};
+use cfinv_api::batch::CloudFrontInvalidationBatch;
 use cfinv_api::crd::CloudFrontInvalidation;
 use cfinv_cloudfront::CloudFront;
 use cfinv_cloudfront::polling::{CompletionModel, StatusBoard};
@@ -69,6 +73,13 @@ pub struct Settings {
     /// Delete finished objects this long after they finished, where
     /// `spec.ttlSecondsAfterFinished` is not set. `None`: keep them.
     pub ttl_after_finished: Option<Duration>,
+    /// Coalescing (docs/coalescing.md): merge objects of one namespace and target that are
+    /// ready together into one invalidation, waiting this long after an object's creation for
+    /// others to join. `None`: off.
+    pub coalesce_window: Option<Duration>,
+    /// Escalation, per distribution (or tenant) id: more than this many wildcard paths waiting
+    /// in one namespace go out as one `/*`. Empty: never.
+    pub coalesce_escalate: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for Settings {
@@ -79,6 +90,8 @@ impl Default for Settings {
             queue_recheck: Duration::from_secs(30),
             follow_up: Duration::from_secs(300),
             ttl_after_finished: None,
+            coalesce_window: None,
+            coalesce_escalate: Default::default(),
         }
     }
 }
@@ -94,6 +107,8 @@ pub struct Context {
     pub scheduling: Scheduling,
     pub retries: Retries,
     pub observability: Observability,
+    /// The batch records' cache (coalescing on; set when the controller starts).
+    pub batches: Mutex<Option<Store<CloudFrontInvalidationBatch>>>,
 }
 
 /// CloudFront: the API, what has been learned of its completion times, the shared
@@ -277,6 +292,7 @@ impl Context {
                 billed: Mutex::default(),
             },
             fixed_now: None,
+            batches: Mutex::default(),
             settings,
         }
     }
@@ -374,6 +390,9 @@ pub async fn run(
     let scheduler = ctx.scheduling.scheduler.clone();
     // A new term rebuilds the index from the watch's first list.
     scheduler.reset();
+    if ctx.settings.coalesce_window.is_some() {
+        scheduler.expect_batches();
+    }
     let wakes = scheduler.wakes();
     let default_ttl = ctx.settings.ttl_after_finished;
     // Our own reflector, so readiness can follow the watcher's InitDone (the initial list is in
@@ -407,8 +426,14 @@ pub async fn run(
         // the scheduler (`reconcile_on` below).
         .predicate_filter(predicates::generation, PredicateConfig::default());
     ctx.observability.metrics.register_cache(scheduler.clone());
+    let shutdown = shutdown.shared();
+    let batches = ctx
+        .settings
+        .coalesce_window
+        .is_some()
+        .then(|| batch::controller(ctx.clone(), &scope, concurrency, shutdown.clone()));
     let controller = Controller::for_stream(events, store);
-    controller
+    let members = controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         // The scheduler wakes a queued object when its slot frees.
         .reconcile_on(wakes)
@@ -423,8 +448,13 @@ pub async fn run(
                 Err(e) => warn!(error = %e, "controller error"),
                 Ok(_) => {}
             }
-        })
-        .await;
+        });
+    match batches {
+        Some(batches) => {
+            futures::future::join(members, batches).await;
+        }
+        None => members.await,
+    }
     ctx.observability.metrics.unregister_cache();
     health.set_cache_synced(false);
     info!("controller stopped");

@@ -87,6 +87,9 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
 
     let observation = if obj.phase().is_terminal() {
         follow_up(obj, ctx, &status, now).await
+    } else if let Some(batch) = status.batch.clone() {
+        // A batch member: its batch says what happens (no CloudFront call from here).
+        super::coalesce::follow(obj, ctx, &uid, &status, &batch, now).await
     } else {
         match &status.invalidation_id {
             None if now >= deadline => Observation::Failed {
@@ -264,7 +267,13 @@ async fn submit(
         };
     };
     match ctx.scheduling.scheduler.admit(&distribution, &candidate) {
-        Admission::Admit => {}
+        Admission::Admit => {
+            if let Some(window) = ctx.settings.coalesce_window
+                && super::coalesce::mergeable(obj, status)
+            {
+                return super::coalesce::record(obj, ctx, &candidate, &submission, window).await;
+            }
+        }
         Admission::Wait { .. } => {
             return Observation::Queued {
                 message: queued_message(&target),
@@ -456,6 +465,9 @@ async fn follow_up(
     let (true, Some(id)) = (follow_up_pending(obj), &status.invalidation_id) else {
         return Observation::Finished;
     };
+    if let Some(batch) = &status.batch {
+        return Observation::FollowUp(super::coalesce::follow_up(ctx, obj, batch, now));
+    }
     let Ok(target) = submitted_target(obj) else {
         return Observation::Finished;
     };

@@ -71,6 +71,19 @@ pub(super) enum Observation {
     /// A `Failed/Timeout` object whose invalidation CloudFront was still running: the slow
     /// follow-up look.
     FollowUp(FollowUp),
+    /// Coalescing: admitted, waiting out `--coalesce-window` for more objects to merge with.
+    Gathering { wait: Duration },
+    /// Coalescing: this object's reconcile merged it (and maybe others) into a batch.
+    Claimed {
+        batch: String,
+        claim_time: Timestamp,
+        size: usize,
+    },
+    /// Coalescing: the object's claim named a batch that was never recorded (its planner
+    /// stopped); the claim was released and the object waits again.
+    Released { batch: String },
+    /// Coalescing: what the object's batch shows.
+    Batch(super::coalesce_transition::BatchView),
 }
 
 /// What the follow-up look at a timed-out invalidation found.
@@ -306,6 +319,52 @@ pub(super) fn transition(
         Observation::Finished | Observation::FollowUp(_) => {
             (old_phase, old_phase.as_str(), Next::Backoff)
         }
+        Observation::Gathering { wait } => {
+            effects.push(Effect::Queued);
+            new.message = Some(format!(
+                "waiting {}s for more objects to the same target, to send them as one \
+                 invalidation (--coalesce-window)",
+                wait.as_secs_f64().ceil()
+            ));
+            (
+                Phase::Queued,
+                "Queued",
+                Next::After(wait.min(until_deadline)),
+            )
+        }
+        Observation::Claimed {
+            batch,
+            claim_time,
+            size,
+        } => {
+            effects.push(Effect::Queued);
+            new.message = Some(super::coalesce_transition::recorded_message(&batch, size));
+            new.batch = Some(batch);
+            new.batch_claim_time = Some(Time(claim_time));
+            (
+                Phase::Queued,
+                "Queued",
+                Next::After(inputs.queue_recheck.min(until_deadline)),
+            )
+        }
+        Observation::Released { batch } => {
+            effects.push(Effect::Queued);
+            new.batch = None;
+            new.batch_claim_time = None;
+            new.message = Some(format!(
+                "batch {batch} was never recorded (the operator that planned it stopped); \
+                 waiting for a slot again"
+            ));
+            (Phase::Queued, "Queued", Next::After(Duration::from_secs(1)))
+        }
+        Observation::Batch(view) => super::coalesce_transition::member(
+            &mut new,
+            old,
+            view,
+            inputs,
+            &mut events,
+            &mut effects,
+        ),
     };
 
     new.phase = Some(phase);
@@ -414,7 +473,7 @@ fn record(status: &mut CloudFrontInvalidationStatus, submission: Submission) {
 }
 
 /// CloudFront's word for a status, as `status.cloudFrontStatus` holds it.
-fn status_text(status: &InvalidationStatus) -> String {
+pub(super) fn status_text(status: &InvalidationStatus) -> String {
     match status {
         InvalidationStatus::InProgress => "InProgress".to_owned(),
         InvalidationStatus::Completed => "Completed".to_owned(),
@@ -432,7 +491,7 @@ pub(super) fn in_progress_message(id: &str, billed: u32) -> String {
     format!("CloudFront is invalidating {billed} path(s) (invalidation {id})")
 }
 
-fn completed(status: &mut CloudFrontInvalidationStatus, id: &str, now: Timestamp) {
+pub(super) fn completed(status: &mut CloudFrontInvalidationStatus, id: &str, now: Timestamp) {
     status.completion_time = Some(Time(now));
     let took = status
         .start_time
@@ -445,7 +504,7 @@ fn completed(status: &mut CloudFrontInvalidationStatus, id: &str, now: Timestamp
     ));
 }
 
-fn warning(reason: FailureReason, message: &str) -> Event {
+pub(super) fn warning(reason: FailureReason, message: &str) -> Event {
     Event {
         type_: EventType::Warning,
         reason: reason.as_str().to_owned(),

@@ -523,3 +523,305 @@ fn snapshot_counts_wildcards_in_flight_and_queued_objects() {
     assert_eq!(snapshot.in_flight["E1"].wildcard_paths, 3);
     assert!(snapshot.queued.is_empty(), "{:?}", snapshot.queued);
 }
+
+// --- coalescing ----------------------------------------------------------------------------
+
+/// A scheduler expecting batch records, whose index has seen `objects` and `batches`.
+fn indexed_with_batches(
+    objects: &[CloudFrontInvalidation],
+    batches: &[CloudFrontInvalidationBatch],
+) -> Scheduler {
+    let s = Scheduler::default();
+    s.expect_batches();
+    s.observe(&watcher::Event::Init);
+    for o in objects {
+        s.observe(&watcher::Event::InitApply(o.clone()));
+    }
+    s.observe(&watcher::Event::InitDone);
+    s.observe_batch(&watcher::Event::Init);
+    for b in batches {
+        s.observe_batch(&watcher::Event::InitApply(b.clone()));
+    }
+    s.observe_batch(&watcher::Event::InitDone);
+    s
+}
+
+fn with_rv(mut o: CloudFrontInvalidation) -> CloudFrontInvalidation {
+    o.metadata.resource_version = Some("7".into());
+    o
+}
+
+fn me(o: &CloudFrontInvalidation) -> PlannedMember {
+    PlannedMember {
+        uid: o.uid().unwrap(),
+        name: o.name_any(),
+        created: created(o),
+        resource_version: o.metadata.resource_version.clone(),
+        paths: Arc::new(spec_paths(o).unwrap()),
+    }
+}
+
+fn recorded(
+    name: &str,
+    items: &[&str],
+    state: Option<cfinv_api::batch::BatchState>,
+) -> CloudFrontInvalidationBatch {
+    use cfinv_api::batch::{CloudFrontInvalidationBatchSpec, CloudFrontInvalidationBatchStatus};
+    let mut b = CloudFrontInvalidationBatch::new(
+        name,
+        CloudFrontInvalidationBatchSpec {
+            distribution_id: Some("E1".into()),
+            distribution_tenant_id: None,
+            members: Vec::new(),
+            items: items.iter().map(|p| (*p).to_owned()).collect(),
+            claim_time: None,
+            abandoned: false,
+        },
+    );
+    b.metadata.namespace = Some("web".into());
+    b.status = state.map(|state| CloudFrontInvalidationBatchStatus {
+        state: Some(state),
+        ..Default::default()
+    });
+    b
+}
+
+#[test]
+fn forty_objects_with_the_same_wildcard_plan_as_one_batch_holding_one_slot() {
+    let objects: Vec<_> = (0..40)
+        .map(|i| {
+            with_rv(obj(
+                "web",
+                &format!("u{i:02}"),
+                100 - i,
+                &["/index.html", "/static/*"],
+                None,
+            ))
+        })
+        .collect();
+    let s = indexed_with_batches(&objects, &[]);
+    let first = &objects[0];
+    assert_eq!(decide(&s, &objects, "u00"), Admission::Admit);
+    let plan = s
+        .plan("E1", &candidate(first), me(first), "b1", None)
+        .expect("a plan");
+    assert_eq!(
+        plan.members.len(),
+        40,
+        "every waiting object of the namespace joins"
+    );
+    assert_eq!(plan.items, vec!["/index.html", "/static/*"]);
+    assert_eq!(plan.members[0].uid, "u00", "oldest first");
+    assert_eq!(
+        s.in_flight("E1"),
+        Usage {
+            wildcards: 1,
+            objects: 1
+        }
+    );
+    // Members follow the batch: none is admitted on its own any more.
+    assert!(matches!(
+        decide(&s, &objects, "u05"),
+        Admission::Wait { .. }
+    ));
+    // A second planner gets nothing (its candidate's slot went to the batch).
+    assert!(
+        s.plan("E1", &candidate(&objects[1]), me(&objects[1]), "b2", None)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_plan_takes_members_only_while_the_merged_items_fit_the_quota() {
+    // 14 wildcards in flight: room for one more.
+    let mut objects: Vec<_> = (0..14)
+        .map(|i| {
+            obj(
+                "web",
+                &format!("f{i:02}"),
+                200,
+                &[&format!("/busy{i}/*")],
+                Some(Phase::InProgress),
+            )
+        })
+        .collect();
+    objects.push(with_rv(obj(
+        "web",
+        "a",
+        50,
+        &["/index.html", "/static/*"],
+        None,
+    )));
+    objects.push(with_rv(obj(
+        "web",
+        "b",
+        40,
+        &["/index.html", "/app1/*"],
+        None,
+    )));
+    objects.push(with_rv(obj(
+        "web",
+        "c",
+        30,
+        &["/static/x.css", "/about.html"],
+        None,
+    )));
+    let s = indexed_with_batches(&objects, &[]);
+    assert_eq!(decide(&s, &objects, "a"), Admission::Admit);
+    let a = objects.iter().find(|o| o.name_any() == "a").unwrap();
+    let plan = s.plan("E1", &candidate(a), me(a), "b1", None).unwrap();
+    let uids: Vec<&str> = plan.members.iter().map(|m| m.uid.as_str()).collect();
+    assert_eq!(
+        uids,
+        vec!["a", "c"],
+        "b's /app1/* would be the 16th wildcard"
+    );
+    assert_eq!(plan.items, vec!["/index.html", "/static/*", "/about.html"]);
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+}
+
+#[test]
+fn objects_of_other_namespaces_or_with_their_own_caller_reference_are_never_planned_in() {
+    let mut objects = vec![
+        with_rv(obj("web", "a", 50, &["/index.html"], None)),
+        with_rv(obj("shop", "other-team", 40, &["/index.html"], None)),
+    ];
+    let mut own_ref = with_rv(obj("web", "own-ref", 30, &["/index.html"], None));
+    own_ref.spec.caller_reference = Some("deploy-42".into());
+    objects.push(own_ref);
+    let s = indexed_with_batches(&objects, &[]);
+    assert_eq!(decide(&s, &objects, "a"), Admission::Admit);
+    let plan = s
+        .plan("E1", &candidate(&objects[0]), me(&objects[0]), "b1", None)
+        .unwrap();
+    assert_eq!(plan.members.len(), 1, "{:?}", plan.members);
+}
+
+#[test]
+fn live_batch_records_hold_quota_and_finished_ones_do_not() {
+    let waiting: Vec<_> = (0..15)
+        .map(|i| {
+            with_rv(obj(
+                "web",
+                &format!("w{i:02}"),
+                10,
+                &[&format!("/w{i}/*")],
+                None,
+            ))
+        })
+        .collect();
+    let live = recorded(
+        "live",
+        &["/a/*", "/b/*", "/c/*"],
+        Some(cfinv_api::batch::BatchState::InProgress),
+    );
+    let done = recorded(
+        "done",
+        &["/d/*"],
+        Some(cfinv_api::batch::BatchState::Completed),
+    );
+    let s = indexed_with_batches(&waiting, &[live.clone(), done]);
+    assert_eq!(
+        s.in_flight("E1").wildcards,
+        3 + 12,
+        "3 in the live batch, 12 admitted"
+    );
+    // The batch completes: its three slots free.
+    let mut finished = live;
+    finished.status.as_mut().unwrap().state = Some(cfinv_api::batch::BatchState::Completed);
+    s.observe_batch(&watcher::Event::Apply(finished));
+    assert_eq!(s.in_flight("E1").wildcards, 15);
+}
+
+#[test]
+fn nothing_is_admitted_before_the_batch_records_are_listed() {
+    let objects = vec![with_rv(obj("web", "a", 50, &["/index.html"], None))];
+    let s = Scheduler::default();
+    s.expect_batches();
+    s.observe(&watcher::Event::Init);
+    s.observe(&watcher::Event::InitApply(objects[0].clone()));
+    s.observe(&watcher::Event::InitDone);
+    assert!(matches!(decide(&s, &objects, "a"), Admission::Wait { .. }));
+    s.observe_batch(&watcher::Event::Init);
+    s.observe_batch(&watcher::Event::InitDone);
+    assert_eq!(decide(&s, &objects, "a"), Admission::Admit);
+}
+
+#[test]
+fn a_claimed_member_holds_nothing_itself_and_a_released_plan_frees_its_slot() {
+    let objects: Vec<_> = (0..3)
+        .map(|i| with_rv(obj("web", &format!("u{i}"), 10 - i, &["/*"], None)))
+        .collect();
+    let s = indexed_with_batches(&objects, &[]);
+    assert_eq!(decide(&s, &objects, "u0"), Admission::Admit);
+    let plan = s
+        .plan("E1", &candidate(&objects[0]), me(&objects[0]), "b1", None)
+        .unwrap();
+    assert_eq!(s.in_flight("E1").wildcards, 1);
+    // u1's claim failed; u0 and u2 were claimed (their status names the batch), no record.
+    let mut claimed = objects[0].clone();
+    claimed.status = Some(CloudFrontInvalidationStatus {
+        batch: Some("b1".into()),
+        ..Default::default()
+    });
+    s.observe(&watcher::Event::Apply(claimed));
+    s.release_plan("E1", "web", &plan, &["u1"], false);
+    assert_eq!(
+        s.in_flight("E1").wildcards,
+        1,
+        "u1 admitted again on its own"
+    );
+    assert_eq!(decide(&s, &objects, "u1"), Admission::Admit);
+}
+
+#[test]
+fn escalation_sends_everything_waiting_as_one_slash_star_only_above_the_limit() {
+    let objects: Vec<_> = (0..20)
+        .map(|i| {
+            with_rv(obj(
+                "web",
+                &format!("u{i:02}"),
+                100 - i,
+                &[&format!("/site-{i}/*"), "#tag-a"],
+                None,
+            ))
+        })
+        .collect();
+    let s = indexed_with_batches(&objects, &[]);
+    assert_eq!(decide(&s, &objects, "u00"), Admission::Admit);
+    let plan = s
+        .plan(
+            "E1",
+            &candidate(&objects[0]),
+            me(&objects[0]),
+            "b1",
+            Some(19),
+        )
+        .unwrap();
+    assert!(plan.escalated);
+    assert_eq!(
+        plan.items,
+        vec!["/*", "#tag-a"],
+        "tags are not covered by /*"
+    );
+    assert_eq!(plan.members.len(), 20);
+    assert_eq!(s.in_flight("E1").wildcards, 1);
+    // At or below the limit: no escalation, what was asked for.
+    let s = indexed_with_batches(&objects, &[]);
+    assert_eq!(decide(&s, &objects, "u00"), Admission::Admit);
+    let plan = s
+        .plan(
+            "E1",
+            &candidate(&objects[0]),
+            me(&objects[0]),
+            "b1",
+            Some(20),
+        )
+        .unwrap();
+    assert!(!plan.escalated);
+    assert_eq!(
+        plan.members.len(),
+        15,
+        "the quota allows 15 distinct wildcards"
+    );
+}
