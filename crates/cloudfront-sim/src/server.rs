@@ -155,6 +155,7 @@ async fn answer(
         Fault::Throttling => Some(ApiError::throttling()),
         Fault::InternalError => Some(ApiError::internal_failure()),
         Fault::ServiceUnavailable => Some(ApiError::service_unavailable()),
+        Fault::AccessDenied => Some(ApiError::access_denied()),
     };
     if let Some(error) = injected {
         if fault != Fault::DropConnection {
@@ -330,6 +331,34 @@ async fn get_distribution(
     .await
 }
 
+async fn get_distribution_config(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(distribution_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(
+        &shared,
+        conn.as_deref(),
+        Operation::GetDistributionConfig,
+        &distribution_id,
+        &headers,
+        &uri,
+        |state, now| {
+            let info = state.distribution_info(&distribution_id, now)?;
+            let summary = match &info.cache_tag_header {
+                Some(header) => format!("CacheTagConfig with HeaderName {header}"),
+                None => "no CacheTagConfig".to_owned(),
+            };
+            let mut reply = Reply::ok(xml::distribution_config(&info), summary);
+            reply.headers.push((header::ETAG, info.etag));
+            Ok(reply)
+        },
+    )
+    .await
+}
+
 async fn create_invalidation_for_tenant(
     AxumState(shared): AxumState<Arc<Shared>>,
     conn: Option<Extension<ConnectionCtx>>,
@@ -465,6 +494,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_invalidation),
         )
         .route("/2020-05-31/distribution/{id}", get(get_distribution))
+        .route(
+            "/2020-05-31/distribution/{id}/config",
+            get(get_distribution_config),
+        )
         .route(
             "/2020-05-31/distribution-tenant/{id}/invalidation",
             post(create_invalidation_for_tenant).get(list_invalidations_for_tenant),
