@@ -13,7 +13,7 @@ use aws_sdk_cloudfront::{
 use jiff::Timestamp;
 
 use super::{
-    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage,
+    CloudFront, CloudFrontError, CreateInvalidation, DistributionConfig, Invalidation, InvalidationPage,
     InvalidationStatus, InvalidationSummary,
 };
 
@@ -212,6 +212,28 @@ impl CloudFront for AwsCloudFront {
             .await
             .map_err(convert)?;
         Ok(page(out.invalidation_list))
+    }
+
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError> {
+        let out = self
+            .client
+            .get_distribution_config()
+            .id(distribution_id)
+            .send()
+            .await
+            .map_err(convert)?;
+        let config = out.distribution_config.ok_or_else(|| {
+            CloudFrontError::other("GetDistributionConfig answered without a DistributionConfig")
+        })?;
+        Ok(DistributionConfig {
+            cache_tag_header: config
+                .cache_tag_config
+                .map(|c| c.header_name)
+                .filter(|h| !h.is_empty()),
+        })
     }
 }
 

@@ -10,7 +10,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage, Operation,
+    CloudFront, CloudFrontError, CreateInvalidation, DistributionConfig, Invalidation,
+    InvalidationPage, Operation,
 };
 
 /// Where each call is reported besides the counter: the operator's `aws_calls_total` metric.
@@ -168,6 +169,15 @@ impl<C: CloudFront> CloudFront for Metered<C> {
             .list_invalidations_for_distribution_tenant(tenant_id, marker, max_items)
             .await;
         self.observe(Operation::ListInvalidationsForDistributionTenant, &r);
+        r
+    }
+
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError> {
+        let r = self.inner.get_distribution_config(distribution_id).await;
+        self.observe(Operation::GetDistributionConfig, &r);
         r
     }
 }

@@ -6,7 +6,10 @@ use std::num::NonZeroU32;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::{CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage};
+use super::{
+    CloudFront, CloudFrontError, CreateInvalidation, DistributionConfig, Invalidation,
+    InvalidationPage,
+};
 
 pub struct RateLimited<C> {
     inner: C,
@@ -85,5 +88,13 @@ impl<C: CloudFront> CloudFront for RateLimited<C> {
         self.inner
             .list_invalidations_for_distribution_tenant(tenant_id, marker, max_items)
             .await
+    }
+
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError> {
+        self.limiter.until_ready().await;
+        self.inner.get_distribution_config(distribution_id).await
     }
 }
