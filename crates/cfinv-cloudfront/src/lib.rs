@@ -6,6 +6,7 @@
 mod aws;
 pub mod backoff;
 mod error;
+mod layer;
 mod metered;
 pub mod polling;
 mod rate_limit;
@@ -16,8 +17,9 @@ pub use error::{
     CloudFrontError, Disposition, ErrorKind, FailureReason, TERMINAL_AFTER_SUBMISSION, classify,
     classify_after_submission,
 };
-pub use metered::{CallCounter, CallSink, Metered};
-pub use rate_limit::RateLimited;
+pub use layer::{Layer, Layered};
+pub use metered::{CallCounter, CallSink, Metered, Metering};
+pub use rate_limit::{RateLimit, RateLimited};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
