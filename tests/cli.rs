@@ -1,6 +1,6 @@
 //! The one-shot CLI end to end: the real binary as a subprocess against an in-process
 //! simulator on a fast clock. Covers every exit code, idempotent retries, the quota wait,
-//! timeouts, dry runs, manifests, `list` and `get`.
+//! timeouts, dry runs, manifests, `list` and `get` (for distributions and tenants).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -1038,6 +1038,176 @@ async fn list_pages_through_recent_invalidations_and_get_shows_one() {
         .run()
         .await;
     run.expect(3);
+}
+
+/// `list` and `get` for a distribution tenant: the tenant operations only, the tenant's own
+/// invalidations only, the tenant named in the output; unknown and malformed tenant ids.
+#[tokio::test]
+async fn list_and_get_work_for_a_distribution_tenant() {
+    const TENANT: &str = "dt_2yMvQgam3QkJo2z54FDl91dk1AB";
+    let sim = start(
+        Simulator::builder()
+            .distribution(DIST)
+            .tenant(TENANT, DIST)
+            .completion(Completion::Fixed(Duration::from_secs(60)))
+            .time_scale(60.0),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let path = format!("/tenant-{i}.html");
+        let run = cmd(&[
+            "invalidate",
+            "--distribution-tenant-id",
+            TENANT,
+            "--path",
+            &path,
+            "-o",
+            "json",
+        ])
+        .at(&sim)
+        .run()
+        .await;
+        run.expect(0);
+        ids.push(run.json()["invalidationId"].as_str().unwrap().to_owned());
+    }
+    // The distribution's own invalidation is not the tenant's.
+    let own = cmd(&[
+        "invalidate",
+        "--distribution-id",
+        DIST,
+        "--path",
+        "/own.html",
+        "-o",
+        "json",
+    ])
+    .at(&sim)
+    .run()
+    .await;
+    own.expect(0);
+    let own_id = own.json()["invalidationId"].as_str().unwrap().to_owned();
+    sim.reset_counters();
+
+    let run = cmd(&[
+        "list",
+        "--distribution-tenant-id",
+        TENANT,
+        "--page-size",
+        "2",
+        "-o",
+        "json",
+    ])
+    .at(&sim)
+    .run()
+    .await;
+    run.expect(0);
+    let v = run.json();
+    let listed: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, newest_first, "the tenant's three, newest first");
+    assert_eq!(v["distributionTenantId"], TENANT);
+    assert!(v.get("distributionId").is_none(), "{v}");
+    assert_eq!(v["truncated"], false);
+    let c = sim.counters();
+    assert_eq!(
+        c.ok(Operation::ListInvalidationsForDistributionTenant),
+        2,
+        "two pages of two"
+    );
+    assert_eq!(total_calls(&c), 2, "nothing but the tenant List: {c:#?}");
+
+    sim.reset_counters();
+    let run = cmd(&["get", "--distribution-tenant-id", TENANT, "--id", &ids[1]])
+        .at(&sim)
+        .run()
+        .await;
+    run.expect(0);
+    assert!(
+        run.stdout
+            .contains(&format!("Invalidation:     {}\n", ids[1]))
+            && run
+                .stdout
+                .contains(&format!("Tenant:           {TENANT}\n"))
+            && run.stdout.contains("/tenant-1.html")
+            && !run.stdout.contains("Distribution:"),
+        "{}",
+        run.stdout
+    );
+    let c = sim.counters();
+    assert_eq!(c.ok(Operation::GetInvalidationForDistributionTenant), 1);
+    assert_eq!(total_calls(&c), 1, "{c:#?}");
+
+    // The distribution's invalidation, asked through the tenant: not the tenant's.
+    let run = cmd(&[
+        "get",
+        "--distribution-tenant-id",
+        TENANT,
+        "--id",
+        &own_id,
+        "-o",
+        "json",
+    ])
+    .at(&sim)
+    .run()
+    .await;
+    run.expect(1);
+    assert_eq!(run.json()["error"]["reason"], "InvalidationNotFound");
+
+    // An unknown tenant: exit 1 after one call, naming the tenant.
+    sim.reset_counters();
+    let run = cmd(&[
+        "list",
+        "--distribution-tenant-id",
+        "dt_0000000000000000000000000",
+        "-o",
+        "json",
+    ])
+    .at(&sim)
+    .run()
+    .await;
+    run.expect(1);
+    assert_eq!(run.json()["error"]["reason"], "DistributionTenantNotFound");
+    assert!(
+        run.stderr
+            .contains("distribution tenant dt_0000000000000000000000000 does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sim.counters().calls(
+            Operation::ListInvalidationsForDistributionTenant,
+            "EntityNotFound"
+        ),
+        1
+    );
+    assert_eq!(total_calls(&sim.counters()), 1);
+
+    // A malformed tenant id: exit 3, no call; both ids or neither: clap's usage error.
+    sim.reset_counters();
+    for args in [
+        &["list", "--distribution-tenant-id", "tenant-1"][..],
+        &["get", "--distribution-tenant-id", "dt_", "--id", "I1"][..],
+    ] {
+        cmd(args).at(&sim).run().await.expect(3);
+    }
+    for args in [
+        &[
+            "list",
+            "--distribution-id",
+            DIST,
+            "--distribution-tenant-id",
+            TENANT,
+        ][..],
+        &["get", "--id", "I1"][..],
+    ] {
+        cmd(args).at(&sim).run().await.expect(2);
+    }
+    assert_eq!(total_calls(&sim.counters()), 0);
 }
 
 #[tokio::test]

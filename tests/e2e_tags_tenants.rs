@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use cfinv_api::crd::Phase;
-use cloudfront_sim::{Completion, Operation, Simulator};
+use cloudfront_sim::{Completion, FaultConfig, Operation, Simulator};
 use serde_json::{Value, json};
 use support::*;
 
@@ -199,4 +199,152 @@ async fn tags_and_tenants() {
         [format!("tenant/{TENANT}").as_str(), "Completed"]
     );
     assert_eq!(row("mixed")[4..6], ["1", "1"], "{table}");
+}
+
+/// The `reason` of every Event about object `name`, as `kubectl get events` lists them.
+async fn event_reasons(env: &Env, ns: &str, name: &str) -> Vec<(String, String)> {
+    let selector = format!("--field-selector=involvedObject.name={name}");
+    let list = env
+        .kubectl
+        .json(&["get", "events", "-n", ns, &selector])
+        .await;
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == "NoCacheTagConfig")
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Tags sent to a distribution without a CacheTagConfig match nothing: a Warning Event says so
+/// (one GetDistributionConfig per distribution, none for paths alone), and when the call is
+/// denied the operator stays silent. Every object completes as CloudFront reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_tag_config_warning() {
+    const PLAIN: &str = "E2ENOTAGCFG1";
+    const TAGGED: &str = "E2ETAGCFG001";
+    const DENIED: &str = "E2EDENIED001";
+    let env = Env::start().await;
+    let ns = env.namespace("cache-tag-config").await;
+    let sim = Simulator::builder()
+        .distribution(PLAIN)
+        .distribution(TAGGED)
+        .distribution(DENIED)
+        .cache_tag_config(TAGGED, "x-amz-meta-cache-tag")
+        .completion(Completion::Fixed(Duration::from_secs(2)))
+        .tag_completion(Completion::Fixed(Duration::from_secs(1)))
+        .start()
+        .await
+        .expect("simulator");
+    let op = Operator::start(&env, env.operator("cache-tag-config", &sim, &ns)).await;
+    let api = env.api(&ns);
+    let config_calls = || sim.counters().calls_total(Operation::GetDistributionConfig);
+    let apply = |name: &'static str, dist: &'static str, paths: &'static [&'static str]| {
+        let (env, ns) = (&env, &ns);
+        async move {
+            env.kubectl
+                .apply_json(ns, &manifest(name, dist, paths))
+                .await
+                .expect_ok(name);
+        }
+    };
+
+    // Paths alone: never a GetDistributionConfig, even on a distribution without the config.
+    apply("paths-only", PLAIN, &["/index.html", "/static/*"]).await;
+    wait_completed(&api, "paths-only", WAIT).await;
+    assert_eq!(config_calls(), 0, "paths alone never read the config");
+    assert!(event_reasons(&env, &ns, "paths-only").await.is_empty());
+
+    // Tags on a distribution without CacheTagConfig: one Warning Event, and Completed.
+    apply("no-config", PLAIN, &["#product:electronics", "/index.html"]).await;
+    let done = wait_completed(&api, "no-config", WAIT).await;
+    assert_eq!(done.phase(), Phase::Completed);
+    let events = wait_for("the NoCacheTagConfig event", WAIT, || async {
+        let events = event_reasons(&env, &ns, "no-config").await;
+        if events.is_empty() {
+            Err("no event yet".to_owned())
+        } else {
+            Ok(events)
+        }
+    })
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "Warning");
+    assert!(
+        events[0]
+            .1
+            .contains(&format!("distribution {PLAIN} has no CacheTagConfig"))
+            && events[0].1.contains("#product:electronics")
+            && events[0].1.contains("match nothing"),
+        "{events:?}"
+    );
+    assert_eq!(config_calls(), 1);
+
+    // With a CacheTagConfig: no Event.
+    apply("with-config", TAGGED, &["#product:electronics"]).await;
+    wait_completed(&api, "with-config", WAIT).await;
+    wait_for(
+        "the GetDistributionConfig of the tagged distribution",
+        WAIT,
+        || async {
+            if config_calls() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{} calls", config_calls()))
+            }
+        },
+    )
+    .await;
+    // The check ran (its one call was answered); give its Event time to show up, if any.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(event_reasons(&env, &ns, "with-config").await.is_empty());
+
+    // Denied (an IAM policy without cloudfront:GetDistribution): no Event, both Completed,
+    // exactly one GetDistributionConfig for the two objects.
+    sim.set_faults(
+        FaultConfig::none()
+            .access_denied(1.0)
+            .for_operations([Operation::GetDistributionConfig]),
+    )
+    .unwrap();
+    let before = sim.counters();
+    apply("denied-1", DENIED, &["#brand:acme"]).await;
+    apply("denied-2", DENIED, &["#brand:other", "/about.html"]).await;
+    for name in ["denied-1", "denied-2"] {
+        let done = wait_completed(&api, name, WAIT).await;
+        assert_eq!(done.phase(), Phase::Completed, "{name}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = sim.counters();
+    let delta = |op: Operation, outcome: &str| after.calls(op, outcome) - before.calls(op, outcome);
+    assert_eq!(
+        after.calls_total(Operation::GetDistributionConfig)
+            - before.calls_total(Operation::GetDistributionConfig),
+        1,
+        "one call for both objects: {after:#?}"
+    );
+    assert_eq!(delta(Operation::GetDistributionConfig, "AccessDenied"), 1);
+    assert_eq!(delta(Operation::CreateInvalidation, "ok"), 2);
+    for name in ["denied-1", "denied-2"] {
+        assert!(event_reasons(&env, &ns, name).await.is_empty(), "{name}");
+    }
+    let log = op.log();
+    let said = format!("could not read the CacheTagConfig of distribution {DENIED}");
+    assert_eq!(log.matches(&said).count(), 1, "logged once, in words");
+
+    // Every call the operator made, by its own count, matches what CloudFront saw.
+    let metrics = op.metrics().await;
+    let counted = metric(
+        &metrics,
+        "cloudfront_invalidation_aws_calls_total",
+        &["operation=\"GetDistributionConfig\""],
+    )
+    .unwrap_or(0.0) as u64;
+    assert_eq!(counted, after.calls_total(Operation::GetDistributionConfig));
 }

@@ -208,6 +208,26 @@ pub fn validate_distribution_tenant_id(id: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// The target the `--distribution-id` / `--distribution-tenant-id` flags name (clap makes sure
+/// exactly one is given), checked as the CRD checks it.
+pub(crate) fn target_from_flags(
+    distribution_id: Option<&str>,
+    distribution_tenant_id: Option<&str>,
+) -> Result<cfinv_api::crd::Target, InputError> {
+    use cfinv_api::crd::Target;
+    match distribution_tenant_id {
+        Some(tenant) => {
+            validate_distribution_tenant_id(tenant)?;
+            Ok(Target::Tenant(tenant.to_owned()))
+        }
+        None => {
+            let id = distribution_id.unwrap_or_default();
+            validate_distribution_id(id)?;
+            Ok(Target::Distribution(id.to_owned()))
+        }
+    }
+}
+
 /// How long a single call may take past the deadline, so the last attempt at the deadline can
 /// still be answered.
 const CALL_GRACE: Duration = Duration::from_secs(5);

@@ -1,5 +1,5 @@
-//! `list` (recent invalidations of a distribution, newest first, like the console's list) and
-//! `get` (one invalidation with its paths).
+//! `list` (recent invalidations of a distribution or of a distribution tenant, newest first,
+//! like the console's list) and `get` (one invalidation with its paths).
 
 use std::time::{Duration, Instant};
 
@@ -8,21 +8,34 @@ use serde::Serialize;
 
 use super::output::{self, ErrorReport, InvalidationReport, ListReport, SummaryReport};
 use super::{
-    CallError, ClientArgs, Exit, NO_CREDENTIALS, OutputFormat, call_with_retry,
-    validate_distribution_id,
+    CallError, ClientArgs, Exit, NO_CREDENTIALS, OutputFormat, call_with_retry, target_from_flags,
 };
+use cfinv_api::crd::Target;
 use cfinv_cloudfront::backoff::RetrySettings;
-use cfinv_cloudfront::{CloudFront, CloudFrontError, Disposition, FailureReason, classify};
+use cfinv_cloudfront::{
+    CloudFront, CloudFrontError, Disposition, FailureReason, classify, get_operation,
+    list_operation,
+};
 
 /// Most invalidations CloudFront returns in one ListInvalidations page.
 const MAX_PAGE_SIZE: u32 = 100;
 
-/// `list`: recent invalidations of a distribution.
+/// `list`: recent invalidations of a distribution (or of a distribution tenant).
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
     /// Id of the CloudFront distribution.
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "distribution_tenant_id",
+        conflicts_with = "distribution_tenant_id"
+    )]
+    pub distribution_id: Option<String>,
+
+    /// Id of a distribution tenant, e.g. dt_2yMvQgam3QkJo2z54FDl91dk1AB: its invalidations,
+    /// through ListInvalidationsForDistributionTenant. Instead of --distribution-id.
     #[arg(long, value_name = "ID")]
-    pub distribution_id: String,
+    pub distribution_tenant_id: Option<String>,
 
     /// Show at most this many invalidations, newest first (0: all of them). Pages are
     /// followed as needed.
@@ -46,8 +59,18 @@ pub struct ListArgs {
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
     /// Id of the CloudFront distribution.
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "distribution_tenant_id",
+        conflicts_with = "distribution_tenant_id"
+    )]
+    pub distribution_id: Option<String>,
+
+    /// Id of a distribution tenant: one of its invalidations, through
+    /// GetInvalidationForDistributionTenant. Instead of --distribution-id.
     #[arg(long, value_name = "ID")]
-    pub distribution_id: String,
+    pub distribution_tenant_id: Option<String>,
 
     /// Id of the invalidation, e.g. I2J0I21PCUYOIK.
     #[arg(long, value_name = "ID")]
@@ -72,21 +95,28 @@ fn retry_settings() -> RetrySettings {
 /// Runs `list` and returns its exit code.
 pub async fn list(args: ListArgs) -> Exit {
     let format = args.client.output;
-    if let Err(err) = validate_distribution_id(&args.distribution_id) {
-        return error(
-            format,
-            Exit::InvalidInput,
-            "InvalidInput",
-            None,
-            err.to_string(),
-        );
-    }
-    let cf = match args.client.client().await {
+    let target = match target_from_flags(
+        args.distribution_id.as_deref(),
+        args.distribution_tenant_id.as_deref(),
+    ) {
+        Ok(target) => target,
+        Err(err) => {
+            return error(
+                format,
+                Exit::InvalidInput,
+                "InvalidInput",
+                None,
+                err.to_string(),
+            );
+        }
+    };
+    let client = match args.client.client().await {
         Ok(client) => client,
         Err(message) => return error(format, Exit::Failed, NO_CREDENTIALS, None, message),
     };
+    let cf: &dyn CloudFront = &client;
+    let operation = list_operation(&target).as_str();
     let deadline = Instant::now() + args.timeout;
-    let dist = args.distribution_id.as_str();
     let limit = (args.max_items > 0).then_some(args.max_items as usize);
     let mut items = Vec::new();
     let mut marker: Option<String> = None;
@@ -96,13 +126,13 @@ pub async fn list(args: ListArgs) -> Exit {
             Some(limit) => (limit - items.len()).min(args.page_size as usize),
             None => args.page_size as usize,
         };
-        let page = call_with_retry(deadline, &retry_settings(), "ListInvalidations", || {
-            cf.list_invalidations(dist, marker.as_deref(), Some(want as i32))
+        let page = call_with_retry(deadline, &retry_settings(), operation, || {
+            cf.list_for(&target, marker.as_deref(), Some(want as i32))
         })
         .await;
         let page = match page {
             Ok(page) => page,
-            Err(err) => return call_error(format, dist, "ListInvalidations", err, args.timeout),
+            Err(err) => return call_error(format, &target, operation, err, args.timeout),
         };
         items.extend(page.items);
         if let Some(limit) = limit
@@ -118,7 +148,7 @@ pub async fn list(args: ListArgs) -> Exit {
         }
     }
     let report = ListReport {
-        distribution_id: dist.to_owned(),
+        target: (&target).into(),
         items: items.iter().map(SummaryReport::from).collect(),
         truncated,
     };
@@ -135,42 +165,49 @@ pub async fn list(args: ListArgs) -> Exit {
 /// Runs `get` and returns its exit code.
 pub async fn get(args: GetArgs) -> Exit {
     let format = args.client.output;
-    if let Err(err) = validate_distribution_id(&args.distribution_id) {
-        return error(
-            format,
-            Exit::InvalidInput,
-            "InvalidInput",
-            None,
-            err.to_string(),
-        );
-    }
+    let target = match target_from_flags(
+        args.distribution_id.as_deref(),
+        args.distribution_tenant_id.as_deref(),
+    ) {
+        Ok(target) => target,
+        Err(err) => {
+            return error(
+                format,
+                Exit::InvalidInput,
+                "InvalidInput",
+                None,
+                err.to_string(),
+            );
+        }
+    };
     if args.id.trim().is_empty() {
         let message = "the invalidation id must not be empty".to_owned();
         return error(format, Exit::InvalidInput, "InvalidInput", None, message);
     }
-    let cf = match args.client.client().await {
+    let client = match args.client.client().await {
         Ok(client) => client,
         Err(message) => return error(format, Exit::Failed, NO_CREDENTIALS, None, message),
     };
+    let cf: &dyn CloudFront = &client;
+    let operation = get_operation(&target).as_str();
     let deadline = Instant::now() + args.timeout;
-    let dist = args.distribution_id.as_str();
-    let result = call_with_retry(deadline, &retry_settings(), "GetInvalidation", || {
-        cf.get_invalidation(dist, &args.id)
+    let result = call_with_retry(deadline, &retry_settings(), operation, || {
+        cf.get_for(&target, &args.id)
     })
     .await;
     match result {
         Ok(inv) => {
-            let report = InvalidationReport::new(dist, &inv);
+            let report = InvalidationReport::new(&target, &inv);
             output::emit(format, &report, output::invalidation_text);
             Exit::Success
         }
-        Err(err) => call_error(format, dist, "GetInvalidation", err, args.timeout),
+        Err(err) => call_error(format, &target, operation, err, args.timeout),
     }
 }
 
 fn call_error(
     format: OutputFormat,
-    dist: &str,
+    target: &Target,
     operation: &str,
     err: CallError,
     timeout: Duration,
@@ -182,16 +219,14 @@ fn call_error(
                 _ => FailureReason::UnexpectedError,
             };
             let hint = match reason {
-                FailureReason::DistributionNotFound => {
-                    format!(
-                        "distribution {dist} does not exist (in the account of these credentials)"
-                    )
+                FailureReason::DistributionNotFound | FailureReason::DistributionTenantNotFound => {
+                    format!("{target} does not exist (in the account of these credentials)")
                 }
                 FailureReason::InvalidationNotFound => {
-                    format!("distribution {dist} has no such invalidation")
+                    format!("{target} has no such invalidation")
                 }
                 FailureReason::AccessDenied => {
-                    format!("these credentials may not read the invalidations of {dist}")
+                    format!("these credentials may not read the invalidations of {target}")
                 }
                 _ => format!("CloudFront refused the request ({reason})"),
             };

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::cost::{CostEstimate, FREE_PATHS_PER_MONTH, PRICE_PER_PATH_MILLI_USD};
+use cfinv_api::crd::Target;
 use cfinv_api::paths::{DropReason, NormalizedPaths};
 use cfinv_cloudfront::{Invalidation, InvalidationStatus, InvalidationSummary};
 
@@ -268,11 +269,50 @@ pub fn invalidate_text(r: &InvalidateReport) -> String {
     out
 }
 
+/// What `list` and `get` were asked about: `distributionId`, or `distributionTenantId` for a
+/// distribution tenant (the flag's name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution_tenant_id: Option<String>,
+}
+
+impl From<&Target> for TargetReport {
+    fn from(target: &Target) -> Self {
+        match target {
+            Target::Distribution(id) => Self {
+                distribution_id: Some(id.clone()),
+                distribution_tenant_id: None,
+            },
+            Target::Tenant(id) => Self {
+                distribution_id: None,
+                distribution_tenant_id: Some(id.clone()),
+            },
+        }
+    }
+}
+
+impl TargetReport {
+    /// The `Distribution:` or `Tenant:` line of the text form.
+    fn text(&self, out: &mut String) {
+        if let Some(id) = &self.distribution_id {
+            field(out, "Distribution", id);
+        }
+        if let Some(id) = &self.distribution_tenant_id {
+            field(out, "Tenant", id);
+        }
+    }
+}
+
 /// What `get` reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvalidationReport {
-    pub distribution_id: String,
+    #[serde(flatten)]
+    pub target: TargetReport,
     pub invalidation_id: String,
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,9 +323,9 @@ pub struct InvalidationReport {
 }
 
 impl InvalidationReport {
-    pub fn new(distribution_id: &str, inv: &Invalidation) -> Self {
+    pub fn new(target: &Target, inv: &Invalidation) -> Self {
         Self {
-            distribution_id: distribution_id.to_owned(),
+            target: target.into(),
             invalidation_id: inv.id.clone(),
             status: status_str(&inv.status).to_owned(),
             create_time: inv.create_time.map(|t| t.to_string()),
@@ -299,7 +339,7 @@ impl InvalidationReport {
 pub fn invalidation_text(r: &InvalidationReport) -> String {
     let mut out = String::new();
     field(&mut out, "Invalidation", &r.invalidation_id);
-    field(&mut out, "Distribution", &r.distribution_id);
+    r.target.text(&mut out);
     field(&mut out, "Status", &r.status);
     if let Some(t) = &r.create_time {
         let t = t
@@ -318,7 +358,8 @@ pub fn invalidation_text(r: &InvalidationReport) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListReport {
-    pub distribution_id: String,
+    #[serde(flatten)]
+    pub target: TargetReport,
     /// Newest first.
     pub items: Vec<SummaryReport>,
     /// More invalidations exist than `--max-items` let through.

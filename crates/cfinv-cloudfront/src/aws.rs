@@ -13,8 +13,8 @@ use aws_sdk_cloudfront::{
 use jiff::Timestamp;
 
 use super::{
-    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage,
-    InvalidationStatus, InvalidationSummary,
+    CloudFront, CloudFrontError, CreateInvalidation, DistributionConfig, Invalidation,
+    InvalidationPage, InvalidationStatus, InvalidationSummary, Operation,
 };
 
 /// CloudFront is a global service whose requests are signed for us-east-1.
@@ -116,9 +116,7 @@ impl CloudFront for AwsCloudFront {
             .send()
             .await
             .map_err(convert)?;
-        out.invalidation.map(from_sdk).ok_or_else(|| {
-            CloudFrontError::other("CreateInvalidation answered without an Invalidation")
-        })
+        answered(Operation::CreateInvalidation, out.invalidation)
     }
 
     async fn get_invalidation(
@@ -134,9 +132,7 @@ impl CloudFront for AwsCloudFront {
             .send()
             .await
             .map_err(convert)?;
-        out.invalidation.map(from_sdk).ok_or_else(|| {
-            CloudFrontError::other("GetInvalidation answered without an Invalidation")
-        })
+        answered(Operation::GetInvalidation, out.invalidation)
     }
 
     async fn list_invalidations(
@@ -169,11 +165,10 @@ impl CloudFront for AwsCloudFront {
             .send()
             .await
             .map_err(convert)?;
-        out.invalidation.map(from_sdk).ok_or_else(|| {
-            CloudFrontError::other(
-                "CreateInvalidationForDistributionTenant answered without an Invalidation",
-            )
-        })
+        answered(
+            Operation::CreateInvalidationForDistributionTenant,
+            out.invalidation,
+        )
     }
 
     async fn get_invalidation_for_distribution_tenant(
@@ -189,11 +184,10 @@ impl CloudFront for AwsCloudFront {
             .send()
             .await
             .map_err(convert)?;
-        out.invalidation.map(from_sdk).ok_or_else(|| {
-            CloudFrontError::other(
-                "GetInvalidationForDistributionTenant answered without an Invalidation",
-            )
-        })
+        answered(
+            Operation::GetInvalidationForDistributionTenant,
+            out.invalidation,
+        )
     }
 
     async fn list_invalidations_for_distribution_tenant(
@@ -213,6 +207,28 @@ impl CloudFront for AwsCloudFront {
             .map_err(convert)?;
         Ok(page(out.invalidation_list))
     }
+
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError> {
+        let out = self
+            .client
+            .get_distribution_config()
+            .id(distribution_id)
+            .send()
+            .await
+            .map_err(convert)?;
+        let config = out.distribution_config.ok_or_else(|| {
+            CloudFrontError::other("GetDistributionConfig answered without a DistributionConfig")
+        })?;
+        Ok(DistributionConfig {
+            cache_tag_header: config
+                .cache_tag_config
+                .map(|c| c.header_name)
+                .filter(|h| !h.is_empty()),
+        })
+    }
 }
 
 /// The `InvalidationBatch` of a request (the same shape for distributions and tenants).
@@ -229,29 +245,38 @@ fn batch(request: &CreateInvalidation) -> Result<InvalidationBatch, CloudFrontEr
         .map_err(|e| CloudFrontError::other(e.to_string()))
 }
 
+/// The invalidation of a Create or Get answer (distribution or tenant); CloudFront always
+/// sends one, so its absence is an unreadable answer.
+fn answered(
+    op: Operation,
+    invalidation: Option<aws_sdk_cloudfront::types::Invalidation>,
+) -> Result<Invalidation, CloudFrontError> {
+    invalidation
+        .map(from_sdk)
+        .ok_or_else(|| CloudFrontError::other(format!("{op} answered without an Invalidation")))
+}
+
 /// One page of either List operation.
 fn page(list: Option<aws_sdk_cloudfront::types::InvalidationList>) -> InvalidationPage {
-    {
-        let Some(list) = list else {
-            return InvalidationPage::default();
-        };
-        let items = list
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| InvalidationSummary {
-                id: s.id,
-                status: InvalidationStatus::parse(&s.status),
-                create_time: Some(timestamp(&s.create_time)),
-            })
-            .collect();
-        let next_marker = if list.is_truncated {
-            list.next_marker.filter(|m| !m.is_empty())
-        } else {
-            None
-        };
-        InvalidationPage { items, next_marker }
-    }
+    let Some(list) = list else {
+        return InvalidationPage::default();
+    };
+    let items = list
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| InvalidationSummary {
+            id: s.id,
+            status: InvalidationStatus::parse(&s.status),
+            create_time: Some(timestamp(&s.create_time)),
+        })
+        .collect();
+    let next_marker = if list.is_truncated {
+        list.next_marker.filter(|m| !m.is_empty())
+    } else {
+        None
+    };
+    InvalidationPage { items, next_marker }
 }
 
 fn from_sdk(inv: aws_sdk_cloudfront::types::Invalidation) -> Invalidation {

@@ -6,6 +6,7 @@
 mod aws;
 pub mod backoff;
 mod error;
+mod layer;
 mod metered;
 pub mod polling;
 mod rate_limit;
@@ -16,8 +17,9 @@ pub use error::{
     CloudFrontError, Disposition, ErrorKind, FailureReason, TERMINAL_AFTER_SUBMISSION, classify,
     classify_after_submission,
 };
-pub use metered::{CallCounter, CallSink, Metered};
-pub use rate_limit::RateLimited;
+pub use layer::{Layer, Layered};
+pub use metered::{CallCounter, CallSink, Metered, Metering};
+pub use rate_limit::{RateLimit, RateLimited};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -85,6 +87,14 @@ pub struct InvalidationPage {
     pub next_marker: Option<String>,
 }
 
+/// What the operator reads of a distribution's configuration (`GetDistributionConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DistributionConfig {
+    /// `CacheTagConfig.HeaderName`: the origin response header CloudFront reads cache tags
+    /// from. `None`: the distribution has no `CacheTagConfig`, so tag items match nothing.
+    pub cache_tag_header: Option<String>,
+}
+
 /// The CloudFront operations the operator and the CLI use. The `_for_distribution_tenant`
 /// operations are the same lifecycle on one tenant of a multi-tenant distribution; callers that
 /// hold a [`Target`] use the `*_for` methods of `dyn CloudFront`, which pick the operation.
@@ -126,6 +136,13 @@ pub trait CloudFront: Send + Sync {
         marker: Option<&str>,
         max_items: Option<i32>,
     ) -> Result<InvalidationPage, CloudFrontError>;
+
+    /// `GetDistributionConfig` (IAM action `cloudfront:GetDistribution`, which the operator
+    /// treats as optional): only to tell whether tag items can match anything.
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError>;
 }
 
 impl dyn CloudFront + '_ {
@@ -212,6 +229,7 @@ pub enum Operation {
     CreateInvalidationForDistributionTenant,
     GetInvalidationForDistributionTenant,
     ListInvalidationsForDistributionTenant,
+    GetDistributionConfig,
 }
 
 impl Operation {
@@ -229,6 +247,7 @@ impl Operation {
             Operation::ListInvalidationsForDistributionTenant => {
                 "ListInvalidationsForDistributionTenant"
             }
+            Operation::GetDistributionConfig => "GetDistributionConfig",
         }
     }
 }

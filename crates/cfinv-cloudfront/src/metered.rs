@@ -4,14 +4,12 @@
 
 use std::{
     collections::BTreeMap,
+    future::Future,
     sync::{Arc, Mutex},
 };
 
-use async_trait::async_trait;
-
-use super::{
-    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage, Operation,
-};
+use super::layer::{Layer, Layered};
+use super::{CloudFrontError, Operation};
 
 /// Where each call is reported besides the counter: the operator's `aws_calls_total` metric.
 pub trait CallSink: Send + Sync {
@@ -78,96 +76,34 @@ impl CallCounter {
     }
 }
 
-/// Wraps a `CloudFront` and records each call in a `CallCounter`.
-pub struct Metered<C> {
-    inner: C,
+/// Records each call in a `CallCounter`: the [`Layer`] of [`Metered`].
+pub struct Metering {
     counter: CallCounter,
 }
 
-impl<C> Metered<C> {
-    pub fn new(inner: C, counter: CallCounter) -> Self {
-        Self { inner, counter }
-    }
+/// Wraps a `CloudFront` and records each call in a `CallCounter`.
+pub type Metered<C> = Layered<Metering, C>;
 
-    fn observe<T>(&self, op: Operation, result: &Result<T, CloudFrontError>) {
-        match result {
-            Ok(_) => self.counter.record(op, "ok"),
-            Err(e) => self.counter.record(op, e.label()),
+impl<C> Layered<Metering, C> {
+    pub fn new(inner: C, counter: CallCounter) -> Self {
+        Layered {
+            layer: Metering { counter },
+            inner,
         }
     }
 }
 
-#[async_trait]
-impl<C: CloudFront> CloudFront for Metered<C> {
-    async fn create_invalidation(
+impl Layer for Metering {
+    async fn around<T: Send>(
         &self,
-        request: &CreateInvalidation,
-    ) -> Result<Invalidation, CloudFrontError> {
-        let r = self.inner.create_invalidation(request).await;
-        self.observe(Operation::CreateInvalidation, &r);
-        r
-    }
-
-    async fn get_invalidation(
-        &self,
-        distribution_id: &str,
-        id: &str,
-    ) -> Result<Invalidation, CloudFrontError> {
-        let r = self.inner.get_invalidation(distribution_id, id).await;
-        self.observe(Operation::GetInvalidation, &r);
-        r
-    }
-
-    async fn list_invalidations(
-        &self,
-        distribution_id: &str,
-        marker: Option<&str>,
-        max_items: Option<i32>,
-    ) -> Result<InvalidationPage, CloudFrontError> {
-        let r = self
-            .inner
-            .list_invalidations(distribution_id, marker, max_items)
-            .await;
-        self.observe(Operation::ListInvalidations, &r);
-        r
-    }
-
-    async fn create_invalidation_for_distribution_tenant(
-        &self,
-        request: &CreateInvalidation,
-    ) -> Result<Invalidation, CloudFrontError> {
-        let r = self
-            .inner
-            .create_invalidation_for_distribution_tenant(request)
-            .await;
-        self.observe(Operation::CreateInvalidationForDistributionTenant, &r);
-        r
-    }
-
-    async fn get_invalidation_for_distribution_tenant(
-        &self,
-        tenant_id: &str,
-        id: &str,
-    ) -> Result<Invalidation, CloudFrontError> {
-        let r = self
-            .inner
-            .get_invalidation_for_distribution_tenant(tenant_id, id)
-            .await;
-        self.observe(Operation::GetInvalidationForDistributionTenant, &r);
-        r
-    }
-
-    async fn list_invalidations_for_distribution_tenant(
-        &self,
-        tenant_id: &str,
-        marker: Option<&str>,
-        max_items: Option<i32>,
-    ) -> Result<InvalidationPage, CloudFrontError> {
-        let r = self
-            .inner
-            .list_invalidations_for_distribution_tenant(tenant_id, marker, max_items)
-            .await;
-        self.observe(Operation::ListInvalidationsForDistributionTenant, &r);
-        r
+        op: Operation,
+        call: impl Future<Output = Result<T, CloudFrontError>> + Send,
+    ) -> Result<T, CloudFrontError> {
+        let result = call.await;
+        match &result {
+            Ok(_) => self.counter.record(op, "ok"),
+            Err(e) => self.counter.record(op, e.label()),
+        }
+        result
     }
 }

@@ -117,6 +117,11 @@ pub struct SimulatorArgs {
     #[arg(long, value_name = "P", default_value = "0", value_parser = parse_rate)]
     pub drop_rate: f64,
 
+    /// Probability of answering 403 AccessDenied (with --fault-operation: an IAM policy that
+    /// lacks that action, e.g. GetDistributionConfig).
+    #[arg(long, value_name = "P", default_value = "0", value_parser = parse_rate)]
+    pub access_denied_rate: f64,
+
     /// Real time added before every answer of the faulted operations (e.g. 200ms).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub latency: Duration,
@@ -144,6 +149,7 @@ impl SimulatorArgs {
             .internal_errors(self.error_500_rate)
             .service_unavailable(self.error_503_rate)
             .drop_connections(self.drop_rate)
+            .access_denied(self.access_denied_rate)
             .latency(self.latency)
             .seed(self.seed)
     }

@@ -1,5 +1,5 @@
-//! Fault injection: throttling, 500, 503, added latency and dropped connections, drawn from a
-//! seeded RNG for chosen operations.
+//! Fault injection: throttling, 500, 503, `AccessDenied`, added latency and dropped
+//! connections, drawn from a seeded RNG for chosen operations.
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::operation::Operation;
 
 /// Which faults to inject. Rates are probabilities per call, drawn independently of each other
-/// in this order: dropped connection, `Throttling`, 500, 503 (so their sum must not exceed 1).
+/// in this order: dropped connection, `Throttling`, 500, 503, `AccessDenied` (so their sum must
+/// not exceed 1).
 /// The latency is real time (not scaled) and is added before any answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +25,9 @@ pub struct FaultConfig {
     pub service_unavailable_rate: f64,
     /// Probability of closing the connection without answering.
     pub drop_connection_rate: f64,
+    /// Probability of an `AccessDenied` (403) answer: with rate 1 for one operation, an IAM
+    /// policy that lacks that operation's action.
+    pub access_denied_rate: f64,
     /// Real milliseconds added before answering.
     pub latency_ms: u64,
     /// The RNG seed; setting a configuration restarts the RNG from it.
@@ -66,6 +70,12 @@ impl FaultConfig {
         self
     }
 
+    /// Sets the `AccessDenied` rate.
+    pub fn access_denied(mut self, rate: f64) -> Self {
+        self.access_denied_rate = rate;
+        self
+    }
+
     /// Sets the added latency.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency_ms = latency.as_millis().try_into().unwrap_or(u64::MAX);
@@ -85,6 +95,7 @@ impl FaultConfig {
             ("internal_error_rate", self.internal_error_rate),
             ("service_unavailable_rate", self.service_unavailable_rate),
             ("drop_connection_rate", self.drop_connection_rate),
+            ("access_denied_rate", self.access_denied_rate),
         ];
         for (name, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
@@ -116,6 +127,8 @@ pub enum Fault {
     InternalError,
     /// 503 `ServiceUnavailable`.
     ServiceUnavailable,
+    /// 403 `AccessDenied`.
+    AccessDenied,
 }
 
 /// Decides faults call by call.
@@ -145,7 +158,8 @@ impl FaultInjector {
         let any = c.drop_connection_rate
             + c.throttling_rate
             + c.internal_error_rate
-            + c.service_unavailable_rate;
+            + c.service_unavailable_rate
+            + c.access_denied_rate;
         if any <= 0.0 {
             return (latency, Fault::None);
         }
@@ -156,6 +170,7 @@ impl FaultInjector {
             (c.throttling_rate, Fault::Throttling),
             (c.internal_error_rate, Fault::InternalError),
             (c.service_unavailable_rate, Fault::ServiceUnavailable),
+            (c.access_denied_rate, Fault::AccessDenied),
         ] {
             edge += rate;
             if roll < edge {
@@ -179,6 +194,18 @@ mod tests {
         );
         assert_eq!(f.decide(Operation::CreateInvalidation).1, Fault::Throttling);
         assert_eq!(f.decide(Operation::GetInvalidation).1, Fault::None);
+
+        // An IAM policy without one action: that operation is denied, every other answers.
+        let mut f = FaultInjector::new(
+            FaultConfig::none()
+                .access_denied(1.0)
+                .for_operations([Operation::GetDistributionConfig]),
+        );
+        assert_eq!(
+            f.decide(Operation::GetDistributionConfig).1,
+            Fault::AccessDenied
+        );
+        assert_eq!(f.decide(Operation::CreateInvalidation).1, Fault::None);
 
         let config = FaultConfig::none()
             .internal_errors(0.25)

@@ -1,5 +1,6 @@
 //! A CloudFront simulator: an HTTP server that speaks the CloudFront REST-XML API (2020-05-31)
-//! for `CreateInvalidation`, `GetInvalidation`, `ListInvalidations`, `GetDistribution` and the
+//! for `CreateInvalidation`, `GetInvalidation`, `ListInvalidations`, `GetDistribution`,
+//! `GetDistributionConfig` and the
 //! three distribution tenant invalidation operations
 //! (`CreateInvalidationForDistributionTenant`, `GetInvalidationForDistributionTenant`,
 //! `ListInvalidationsForDistributionTenant`), so

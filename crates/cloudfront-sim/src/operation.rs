@@ -13,6 +13,8 @@ pub enum Operation {
     ListInvalidations,
     /// `GET /2020-05-31/distribution/{Id}`
     GetDistribution,
+    /// `GET /2020-05-31/distribution/{Id}/config`
+    GetDistributionConfig,
     /// `POST /2020-05-31/distribution-tenant/{Id}/invalidation`
     CreateInvalidationForDistributionTenant,
     /// `GET /2020-05-31/distribution-tenant/{DistributionTenantId}/invalidation/{Id}`
@@ -23,11 +25,12 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in a fixed order.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::CreateInvalidation,
         Operation::GetInvalidation,
         Operation::ListInvalidations,
         Operation::GetDistribution,
+        Operation::GetDistributionConfig,
         Operation::CreateInvalidationForDistributionTenant,
         Operation::GetInvalidationForDistributionTenant,
         Operation::ListInvalidationsForDistributionTenant,
@@ -40,6 +43,7 @@ impl Operation {
             Operation::GetInvalidation => "GetInvalidation",
             Operation::ListInvalidations => "ListInvalidations",
             Operation::GetDistribution => "GetDistribution",
+            Operation::GetDistributionConfig => "GetDistributionConfig",
             Operation::CreateInvalidationForDistributionTenant => {
                 "CreateInvalidationForDistributionTenant"
             }

@@ -27,8 +27,9 @@ use super::errors::ApiError;
 use super::faults::Fault;
 use super::operation::Operation;
 use super::paths;
+use super::paths::Batch;
 use super::shared::Shared;
-use super::state::{Created, State};
+use super::state::{Created, InvalidationPage, InvalidationRecord, State};
 use super::xml;
 
 /// The request id header CloudFront sends.
@@ -155,6 +156,7 @@ async fn answer(
         Fault::Throttling => Some(ApiError::throttling()),
         Fault::InternalError => Some(ApiError::internal_failure()),
         Fault::ServiceUnavailable => Some(ApiError::service_unavailable()),
+        Fault::AccessDenied => Some(ApiError::access_denied()),
     };
     if let Some(error) = injected {
         if fault != Fault::DropConnection {
@@ -201,29 +203,143 @@ fn seconds(d: jiff::SignedDuration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-async fn create_invalidation(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    conn: Option<Extension<ConnectionCtx>>,
-    Path(distribution_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+/// What an invalidation route acts on: a distribution (`/distribution/{Id}/…`) or a
+/// distribution tenant (`/distribution-tenant/{Id}/…`). The two share every behaviour; this
+/// says which operation, check and state call each one is.
+enum Scope {
+    Distribution(String),
+    Tenant(String),
+}
+
+impl Scope {
+    fn id(&self) -> &str {
+        match self {
+            Scope::Distribution(id) | Scope::Tenant(id) => id,
+        }
+    }
+
+    fn create_operation(&self) -> Operation {
+        match self {
+            Scope::Distribution(_) => Operation::CreateInvalidation,
+            Scope::Tenant(_) => Operation::CreateInvalidationForDistributionTenant,
+        }
+    }
+
+    fn get_operation(&self) -> Operation {
+        match self {
+            Scope::Distribution(_) => Operation::GetInvalidation,
+            Scope::Tenant(_) => Operation::GetInvalidationForDistributionTenant,
+        }
+    }
+
+    fn list_operation(&self) -> Operation {
+        match self {
+            Scope::Distribution(_) => Operation::ListInvalidations,
+            Scope::Tenant(_) => Operation::ListInvalidationsForDistributionTenant,
+        }
+    }
+
+    /// `AccessDenied`, `NoSuchDistribution` or `EntityNotFound` before the body is read.
+    fn check(&self, state: &State) -> Result<(), ApiError> {
+        match self {
+            Scope::Distribution(id) => state.check_distribution(id),
+            Scope::Tenant(id) => state.check_tenant(id).map(drop),
+        }
+    }
+
+    fn create(&self, state: &mut State, batch: Batch, now: Timestamp) -> Result<Created, ApiError> {
+        match self {
+            Scope::Distribution(id) => state.create_invalidation(id, batch, now),
+            Scope::Tenant(id) => state.create_invalidation_for_tenant(id, batch, now),
+        }
+    }
+
+    fn get(
+        &self,
+        state: &mut State,
+        invalidation_id: &str,
+        now: Timestamp,
+    ) -> Result<InvalidationRecord, ApiError> {
+        match self {
+            Scope::Distribution(id) => state.get_invalidation(id, invalidation_id, now),
+            Scope::Tenant(id) => state.get_invalidation_for_tenant(id, invalidation_id, now),
+        }
+    }
+
+    fn list(
+        &self,
+        state: &mut State,
+        marker: &str,
+        max_items: usize,
+        now: Timestamp,
+    ) -> Result<InvalidationPage, ApiError> {
+        match self {
+            Scope::Distribution(id) => state.list_invalidations(id, Some(marker), max_items, now),
+            Scope::Tenant(id) => {
+                state.list_invalidations_for_tenant(id, Some(marker), max_items, now)
+            }
+        }
+    }
+
+    /// The `Location` of a new invalidation.
+    fn location(&self, host: &str, invalidation_id: &str) -> String {
+        let (segment, id) = match self {
+            Scope::Distribution(id) => ("distribution", id),
+            Scope::Tenant(id) => ("distribution-tenant", id),
+        };
+        format!("http://{host}/2020-05-31/{segment}/{id}/invalidation/{invalidation_id}")
+    }
+
+    /// What a new invalidation holds, for the log.
+    fn new_summary(&self, r: &InvalidationRecord) -> String {
+        let holds = match self {
+            Scope::Distribution(_) => format!(
+                "with {} path(s), {} wildcard",
+                r.paths.len(),
+                r.wildcard_paths()
+            ),
+            Scope::Tenant(tenant) => format!(
+                "for tenant {tenant} of distribution {} with {} path(s) ({} tag(s))",
+                r.distribution_id,
+                r.paths.len(),
+                r.tag_items()
+            ),
+        };
+        format!(
+            "created {} {holds}, caller reference {:?}; completes in {} (simulated)",
+            r.id,
+            r.caller_reference,
+            seconds(r.completion_time.duration_since(r.create_time)),
+        )
+    }
+
+    /// " of tenant …" in the List log line.
+    fn of(&self) -> String {
+        match self {
+            Scope::Distribution(_) => String::new(),
+            Scope::Tenant(tenant) => format!(" of tenant {tenant}"),
+        }
+    }
+}
+
+/// `CreateInvalidation` and `CreateInvalidationForDistributionTenant`.
+async fn create(
+    shared: &Shared,
+    conn: Option<&ConnectionCtx>,
+    scope: Scope,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
 ) -> Response {
-    let host = host(&headers, &shared);
-    answer(&shared, conn.as_deref(), Operation::CreateInvalidation, &distribution_id, &headers, &uri, |state, now| {
-        state.check_distribution(&distribution_id)?;
-        let batch = paths::validate(xml::parse_invalidation_batch(&body)?)?;
-        let created = state.create_invalidation(&distribution_id, batch, now)?;
+    let host = host(headers, shared);
+    let op = scope.create_operation();
+    answer(shared, conn, op, scope.id(), headers, uri, |state, now| {
+        scope.check(state)?;
+        let batch = paths::validate(xml::parse_invalidation_batch(body)?)?;
+        let created = scope.create(state, batch, now)?;
         let record = created.record();
         let summary = match &created {
-            Created::New(r) => format!(
-                "created {} with {} path(s), {} wildcard, caller reference {:?}; completes in {} (simulated)",
-                r.id,
-                r.paths.len(),
-                r.wildcard_paths(),
-                r.caller_reference,
-                seconds(r.completion_time.duration_since(r.create_time)),
-            ),
+            Created::New(r) => scope.new_summary(r),
             Created::Existing(r) => format!(
                 "caller reference {:?} already used with the same paths: returning {} ({}), nothing new created or billed",
                 r.caller_reference,
@@ -231,10 +347,9 @@ async fn create_invalidation(
                 r.status.as_str()
             ),
         };
-        let location = format!("http://{host}/2020-05-31/distribution/{distribution_id}/invalidation/{}", record.id);
         Ok(Reply {
             status: StatusCode::CREATED,
-            headers: vec![(header::LOCATION, location)],
+            headers: vec![(header::LOCATION, scope.location(&host, &record.id))],
             body: xml::invalidation(record),
             summary,
         })
@@ -242,25 +357,116 @@ async fn create_invalidation(
     .await
 }
 
+/// `GetInvalidation` and `GetInvalidationForDistributionTenant`.
+async fn get_one(
+    shared: &Shared,
+    conn: Option<&ConnectionCtx>,
+    scope: Scope,
+    invalidation_id: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Response {
+    let op = scope.get_operation();
+    answer(shared, conn, op, scope.id(), headers, uri, |state, now| {
+        let record = scope.get(state, invalidation_id, now)?;
+        let summary = format!("{} is {}", record.id, record.status.as_str());
+        Ok(Reply::ok(xml::invalidation(&record), summary))
+    })
+    .await
+}
+
+/// `ListInvalidations` and `ListInvalidationsForDistributionTenant`.
+async fn list(
+    shared: &Shared,
+    conn: Option<&ConnectionCtx>,
+    scope: Scope,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Response {
+    let op = scope.list_operation();
+    answer(shared, conn, op, scope.id(), headers, uri, |state, now| {
+        scope.check(state)?;
+        let max_items = max_items(query)?;
+        let marker = query.get("Marker").map(String::as_str).unwrap_or("");
+        let page = scope.list(state, marker, max_items, now)?;
+        let summary = format!(
+            "listed {} invalidation(s){} after marker {marker:?}{}",
+            page.items.len(),
+            scope.of(),
+            page.next_marker
+                .as_ref()
+                .map(|m| format!(", next marker {m}"))
+                .unwrap_or_default()
+        );
+        Ok(Reply::ok(
+            xml::invalidation_list(&page, marker, max_items),
+            summary,
+        ))
+    })
+    .await
+}
+
+// The routes: each names its scope and hands over to the shared behaviour above.
+
+async fn create_invalidation(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let scope = Scope::Distribution(id);
+    create(&shared, conn.as_deref(), scope, &headers, &uri, &body).await
+}
+
+async fn create_invalidation_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let scope = Scope::Tenant(id);
+    create(&shared, conn.as_deref(), scope, &headers, &uri, &body).await
+}
+
 async fn get_invalidation(
     AxumState(shared): AxumState<Arc<Shared>>,
     conn: Option<Extension<ConnectionCtx>>,
-    Path((distribution_id, invalidation_id)): Path<(String, String)>,
+    Path((id, invalidation_id)): Path<(String, String)>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    answer(
+    let scope = Scope::Distribution(id);
+    get_one(
         &shared,
         conn.as_deref(),
-        Operation::GetInvalidation,
-        &distribution_id,
+        scope,
+        &invalidation_id,
         &headers,
         &uri,
-        |state, now| {
-            let record = state.get_invalidation(&distribution_id, &invalidation_id, now)?;
-            let summary = format!("{} is {}", record.id, record.status.as_str());
-            Ok(Reply::ok(xml::invalidation(&record), summary))
-        },
+    )
+    .await
+}
+
+async fn get_invalidation_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path((id, invalidation_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let scope = Scope::Tenant(id);
+    get_one(
+        &shared,
+        conn.as_deref(),
+        scope,
+        &invalidation_id,
+        &headers,
+        &uri,
     )
     .await
 }
@@ -268,38 +474,25 @@ async fn get_invalidation(
 async fn list_invalidations(
     AxumState(shared): AxumState<Arc<Shared>>,
     conn: Option<Extension<ConnectionCtx>>,
-    Path(distribution_id): Path<String>,
+    Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    answer(
-        &shared,
-        conn.as_deref(),
-        Operation::ListInvalidations,
-        &distribution_id,
-        &headers,
-        &uri,
-        |state, now| {
-            state.check_distribution(&distribution_id)?;
-            let max_items = max_items(&query)?;
-            let marker = query.get("Marker").map(String::as_str).unwrap_or("");
-            let page = state.list_invalidations(&distribution_id, Some(marker), max_items, now)?;
-            let summary = format!(
-                "listed {} invalidation(s) after marker {marker:?}{}",
-                page.items.len(),
-                page.next_marker
-                    .as_ref()
-                    .map(|m| format!(", next marker {m}"))
-                    .unwrap_or_default()
-            );
-            Ok(Reply::ok(
-                xml::invalidation_list(&page, marker, max_items),
-                summary,
-            ))
-        },
-    )
-    .await
+    let scope = Scope::Distribution(id);
+    list(&shared, conn.as_deref(), scope, &query, &headers, &uri).await
+}
+
+async fn list_invalidations_for_tenant(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    conn: Option<Extension<ConnectionCtx>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let scope = Scope::Tenant(id);
+    list(&shared, conn.as_deref(), scope, &query, &headers, &uri).await
 }
 
 async fn get_distribution(
@@ -330,100 +523,29 @@ async fn get_distribution(
     .await
 }
 
-async fn create_invalidation_for_tenant(
+async fn get_distribution_config(
     AxumState(shared): AxumState<Arc<Shared>>,
     conn: Option<Extension<ConnectionCtx>>,
-    Path(tenant_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let host = host(&headers, &shared);
-    answer(&shared, conn.as_deref(), Operation::CreateInvalidationForDistributionTenant, &tenant_id, &headers, &uri, |state, now| {
-        state.check_tenant(&tenant_id)?;
-        let batch = paths::validate(xml::parse_invalidation_batch(&body)?)?;
-        let created = state.create_invalidation_for_tenant(&tenant_id, batch, now)?;
-        let record = created.record();
-        let summary = match &created {
-            Created::New(r) => format!(
-                "created {} for tenant {tenant_id} of distribution {} with {} path(s) ({} tag(s)), caller reference {:?}; completes in {} (simulated)",
-                r.id,
-                r.distribution_id,
-                r.paths.len(),
-                r.tag_items(),
-                r.caller_reference,
-                seconds(r.completion_time.duration_since(r.create_time)),
-            ),
-            Created::Existing(r) => format!(
-                "caller reference {:?} already used with the same paths: returning {} ({}), nothing new created or billed",
-                r.caller_reference,
-                r.id,
-                r.status.as_str()
-            ),
-        };
-        let location = format!("http://{host}/2020-05-31/distribution-tenant/{tenant_id}/invalidation/{}", record.id);
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            headers: vec![(header::LOCATION, location)],
-            body: xml::invalidation(record),
-            summary,
-        })
-    })
-    .await
-}
-
-async fn get_invalidation_for_tenant(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    conn: Option<Extension<ConnectionCtx>>,
-    Path((tenant_id, invalidation_id)): Path<(String, String)>,
+    Path(distribution_id): Path<String>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     answer(
         &shared,
         conn.as_deref(),
-        Operation::GetInvalidationForDistributionTenant,
-        &tenant_id,
+        Operation::GetDistributionConfig,
+        &distribution_id,
         &headers,
         &uri,
         |state, now| {
-            let record = state.get_invalidation_for_tenant(&tenant_id, &invalidation_id, now)?;
-            let summary = format!("{} is {}", record.id, record.status.as_str());
-            Ok(Reply::ok(xml::invalidation(&record), summary))
-        },
-    )
-    .await
-}
-
-async fn list_invalidations_for_tenant(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    conn: Option<Extension<ConnectionCtx>>,
-    Path(tenant_id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    answer(
-        &shared,
-        conn.as_deref(),
-        Operation::ListInvalidationsForDistributionTenant,
-        &tenant_id,
-        &headers,
-        &uri,
-        |state, now| {
-            state.check_tenant(&tenant_id)?;
-            let max_items = max_items(&query)?;
-            let marker = query.get("Marker").map(String::as_str).unwrap_or("");
-            let page =
-                state.list_invalidations_for_tenant(&tenant_id, Some(marker), max_items, now)?;
-            let summary = format!(
-                "listed {} invalidation(s) of tenant {tenant_id} after marker {marker:?}",
-                page.items.len(),
-            );
-            Ok(Reply::ok(
-                xml::invalidation_list(&page, marker, max_items),
-                summary,
-            ))
+            let info = state.distribution_info(&distribution_id, now)?;
+            let summary = match &info.cache_tag_header {
+                Some(header) => format!("CacheTagConfig with HeaderName {header}"),
+                None => "no CacheTagConfig".to_owned(),
+            };
+            let mut reply = Reply::ok(xml::distribution_config(&info), summary);
+            reply.headers.push((header::ETAG, info.etag));
+            Ok(reply)
         },
     )
     .await
@@ -465,6 +587,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_invalidation),
         )
         .route("/2020-05-31/distribution/{id}", get(get_distribution))
+        .route(
+            "/2020-05-31/distribution/{id}/config",
+            get(get_distribution_config),
+        )
         .route(
             "/2020-05-31/distribution-tenant/{id}/invalidation",
             post(create_invalidation_for_tenant).get(list_invalidations_for_tenant),

@@ -133,6 +133,8 @@ pub struct DistributionInfo {
     pub last_modified: Timestamp,
     /// Invalidations in progress now.
     pub in_progress_invalidation_batches: u64,
+    /// `CacheTagConfig.HeaderName`, when the distribution has one.
+    pub cache_tag_header: Option<String>,
 }
 
 /// The result of `CreateInvalidation`.
@@ -633,7 +635,7 @@ impl State {
         })
     }
 
-    /// `GetDistribution`.
+    /// `GetDistribution` and `GetDistributionConfig`.
     pub fn distribution_info(
         &self,
         id: &str,
@@ -647,6 +649,7 @@ impl State {
             etag: dist.etag.clone(),
             last_modified: dist.last_modified,
             in_progress_invalidation_batches: dist.in_progress(now).0,
+            cache_tag_header: dist.cache_tag_header.clone(),
         })
     }
 

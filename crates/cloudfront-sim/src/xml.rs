@@ -394,7 +394,16 @@ struct Restrictions {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CacheTagConfig {
+    header_name: String,
+}
+
+#[derive(Serialize)]
 struct DistributionConfig {
+    /// Set when the config is the document's root (`GetDistributionConfig`).
+    #[serde(rename = "@xmlns", skip_serializing_if = "Option::is_none")]
+    xmlns: Option<&'static str>,
     #[serde(rename = "CallerReference")]
     caller_reference: String,
     #[serde(rename = "Aliases")]
@@ -431,6 +440,9 @@ struct DistributionConfig {
     is_ipv6_enabled: bool,
     #[serde(rename = "Staging")]
     staging: bool,
+    /// Last, where the service model has it.
+    #[serde(rename = "CacheTagConfig", skip_serializing_if = "Option::is_none")]
+    cache_tag_config: Option<CacheTagConfig>,
 }
 
 #[derive(Serialize)]
@@ -462,10 +474,6 @@ pub const ACCOUNT_ID: &str = "123456789012";
 
 /// The `Distribution` document of `GetDistribution`.
 pub fn distribution(info: &DistributionInfo) -> String {
-    let origin_id = format!("simulated-origin-{}", info.id.to_ascii_lowercase());
-    let get_head = MethodItems {
-        method: ["HEAD", "GET"],
-    };
     to_document(
         "Distribution",
         &DistributionOut {
@@ -478,82 +486,102 @@ pub fn distribution(info: &DistributionInfo) -> String {
             domain_name: info.domain_name.clone(),
             active_trusted_signers: NO_SIGNERS,
             active_trusted_key_groups: NO_SIGNERS,
-            config: DistributionConfig {
-                caller_reference: format!("simulator-{}", info.id),
-                aliases: EMPTY,
-                default_root_object: "index.html",
-                origins: Origins {
-                    quantity: 1,
-                    items: OriginItems {
-                        origin: vec![Origin {
-                            id: origin_id.clone(),
-                            domain_name: format!("{origin_id}.s3.us-east-1.amazonaws.com"),
-                            origin_path: "",
-                            custom_headers: EMPTY,
-                            s3_origin_config: S3OriginConfig {
-                                origin_access_identity: "",
-                            },
-                            connection_attempts: 3,
-                            connection_timeout: 10,
-                            origin_shield: OriginShield { enabled: false },
-                            origin_access_control_id: "",
-                        }],
-                    },
-                },
-                origin_groups: EMPTY,
-                default_cache_behavior: DefaultCacheBehavior {
-                    target_origin_id: origin_id,
-                    trusted_signers: NO_SIGNERS,
-                    trusted_key_groups: NO_SIGNERS,
-                    viewer_protocol_policy: "redirect-to-https",
-                    allowed_methods: AllowedMethods {
-                        quantity: 2,
-                        items: MethodItems {
-                            method: ["HEAD", "GET"],
-                        },
-                        cached_methods: Methods {
-                            quantity: 2,
-                            items: get_head,
-                        },
-                    },
-                    smooth_streaming: false,
-                    compress: true,
-                    lambda_function_associations: EMPTY,
-                    function_associations: EMPTY,
-                    field_level_encryption_id: "",
-                    // The id of the AWS managed policy "CachingOptimized".
-                    cache_policy_id: "658327ea-f89d-4fab-a63d-7e88639e58f6",
-                },
-                cache_behaviors: EMPTY,
-                custom_error_responses: EMPTY,
-                comment: format!("Simulated distribution {}", info.id),
-                logging: Logging {
-                    enabled: false,
-                    include_cookies: false,
-                    bucket: "",
-                    prefix: "",
-                },
-                price_class: "PriceClass_All",
-                enabled: true,
-                viewer_certificate: ViewerCertificate {
-                    default_certificate: true,
-                    ssl_support_method: "vip",
-                    minimum_protocol_version: "TLSv1",
-                    certificate_source: "cloudfront",
-                },
-                restrictions: Restrictions {
-                    geo_restriction: GeoRestriction {
-                        restriction_type: "none",
-                        quantity: 0,
-                    },
-                },
-                web_acl_id: "",
-                http_version: "http2",
-                is_ipv6_enabled: true,
-                staging: false,
-            },
+            config: config(info, None),
         },
     )
+}
+
+/// The `DistributionConfig` document of `GetDistributionConfig`: the same configuration
+/// `GetDistribution` nests, as the root element.
+pub fn distribution_config(info: &DistributionInfo) -> String {
+    to_document("DistributionConfig", &config(info, Some(NAMESPACE)))
+}
+
+/// A plain, deployed distribution with one S3 origin (and the `CacheTagConfig`, if set).
+fn config(info: &DistributionInfo, xmlns: Option<&'static str>) -> DistributionConfig {
+    let origin_id = format!("simulated-origin-{}", info.id.to_ascii_lowercase());
+    let get_head = MethodItems {
+        method: ["HEAD", "GET"],
+    };
+    DistributionConfig {
+        xmlns,
+        caller_reference: format!("simulator-{}", info.id),
+        aliases: EMPTY,
+        default_root_object: "index.html",
+        origins: Origins {
+            quantity: 1,
+            items: OriginItems {
+                origin: vec![Origin {
+                    id: origin_id.clone(),
+                    domain_name: format!("{origin_id}.s3.us-east-1.amazonaws.com"),
+                    origin_path: "",
+                    custom_headers: EMPTY,
+                    s3_origin_config: S3OriginConfig {
+                        origin_access_identity: "",
+                    },
+                    connection_attempts: 3,
+                    connection_timeout: 10,
+                    origin_shield: OriginShield { enabled: false },
+                    origin_access_control_id: "",
+                }],
+            },
+        },
+        origin_groups: EMPTY,
+        default_cache_behavior: DefaultCacheBehavior {
+            target_origin_id: origin_id,
+            trusted_signers: NO_SIGNERS,
+            trusted_key_groups: NO_SIGNERS,
+            viewer_protocol_policy: "redirect-to-https",
+            allowed_methods: AllowedMethods {
+                quantity: 2,
+                items: MethodItems {
+                    method: ["HEAD", "GET"],
+                },
+                cached_methods: Methods {
+                    quantity: 2,
+                    items: get_head,
+                },
+            },
+            smooth_streaming: false,
+            compress: true,
+            lambda_function_associations: EMPTY,
+            function_associations: EMPTY,
+            field_level_encryption_id: "",
+            // The id of the AWS managed policy "CachingOptimized".
+            cache_policy_id: "658327ea-f89d-4fab-a63d-7e88639e58f6",
+        },
+        cache_behaviors: EMPTY,
+        custom_error_responses: EMPTY,
+        comment: format!("Simulated distribution {}", info.id),
+        logging: Logging {
+            enabled: false,
+            include_cookies: false,
+            bucket: "",
+            prefix: "",
+        },
+        price_class: "PriceClass_All",
+        enabled: true,
+        viewer_certificate: ViewerCertificate {
+            default_certificate: true,
+            ssl_support_method: "vip",
+            minimum_protocol_version: "TLSv1",
+            certificate_source: "cloudfront",
+        },
+        restrictions: Restrictions {
+            geo_restriction: GeoRestriction {
+                restriction_type: "none",
+                quantity: 0,
+            },
+        },
+        web_acl_id: "",
+        http_version: "http2",
+        is_ipv6_enabled: true,
+        staging: false,
+        cache_tag_config: info
+            .cache_tag_header
+            .clone()
+            .map(|header_name| CacheTagConfig { header_name }),
+    }
 }
 
 #[cfg(test)]

@@ -853,6 +853,95 @@ async fn get_distribution_reports_a_deployed_distribution_with_etag() {
     assert_eq!(sim.counters().ok(Operation::GetDistribution), 3);
 }
 
+/// GetDistributionConfig in the shape the SDK parses: `CacheTagConfig.HeaderName` when the
+/// distribution has one (also nested in GetDistribution), nothing when not, the same `ETag` as
+/// GetDistribution, and `AccessDenied` when an IAM policy lacks the action (a fault).
+#[tokio::test]
+async fn get_distribution_config_reports_the_cache_tag_config_the_sdk_parses() {
+    const TAGGED: &str = "E2TAGGED";
+    let sim = start(
+        Simulator::builder()
+            .distribution(DIST)
+            .distribution(TAGGED)
+            .cache_tag_config(TAGGED, "x-amz-meta-cache-tag"),
+    )
+    .await;
+    let cf = client(&sim.endpoint_url(), 1);
+
+    let out = cf
+        .get_distribution_config()
+        .id(TAGGED)
+        .send()
+        .await
+        .unwrap();
+    let config = out.distribution_config().expect("config");
+    assert_eq!(
+        config.cache_tag_config().map(|c| c.header_name()),
+        Some("x-amz-meta-cache-tag")
+    );
+    assert!(config.enabled());
+    assert_eq!(config.origins().unwrap().quantity(), 1);
+    let distribution = cf.get_distribution().id(TAGGED).send().await.unwrap();
+    assert_eq!(
+        out.e_tag(),
+        distribution.e_tag(),
+        "one ETag per configuration"
+    );
+    assert_eq!(
+        distribution
+            .distribution()
+            .and_then(|d| d.distribution_config())
+            .and_then(|c| c.cache_tag_config())
+            .map(|c| c.header_name()),
+        Some("x-amz-meta-cache-tag")
+    );
+
+    let plain = cf.get_distribution_config().id(DIST).send().await.unwrap();
+    assert_eq!(
+        plain.distribution_config().unwrap().cache_tag_config(),
+        None
+    );
+
+    let err = cf
+        .get_distribution_config()
+        .id("E9MISSING")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_status(&err), ("NoSuchDistribution".into(), 404));
+
+    sim.set_faults(
+        FaultConfig::none()
+            .access_denied(1.0)
+            .for_operations([Operation::GetDistributionConfig]),
+    )
+    .unwrap();
+    let err = cf
+        .get_distribution_config()
+        .id(TAGGED)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_status(&err), ("AccessDenied".into(), 403));
+    cf.create_invalidation()
+        .distribution_id(TAGGED)
+        .invalidation_batch(batch("r1", &["#product:electronics"]))
+        .send()
+        .await
+        .expect("only GetDistributionConfig is denied");
+
+    let c = sim.counters();
+    assert_eq!(c.ok(Operation::GetDistributionConfig), 2);
+    assert_eq!(
+        calls(&c, Operation::GetDistributionConfig, "NoSuchDistribution"),
+        1
+    );
+    assert_eq!(
+        calls(&c, Operation::GetDistributionConfig, "AccessDenied"),
+        1
+    );
+}
+
 #[tokio::test]
 async fn unsigned_requests_are_refused_as_cloudfront_does() {
     let sim = basic().await;

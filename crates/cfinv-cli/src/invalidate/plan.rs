@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::InvalidateArgs;
 use crate::caller_reference::{Source, keyed_caller_reference, per_run_caller_reference};
 use crate::manifest::{self, validate_caller_reference};
-use crate::{InputError, validate_distribution_id, validate_distribution_tenant_id};
+use crate::{InputError, target_from_flags};
 use cfinv_api::crd::{DEFAULT_TIMEOUT_SECONDS, Target};
 use cfinv_api::paths::{self, NormalizedPaths, PathError, PathErrors};
 
@@ -33,17 +33,10 @@ impl Plan {
                 (m.target, m.paths, m.caller_reference, Some(m.timeout))
             }
             None => {
-                let target = match &args.distribution_tenant_id {
-                    Some(tenant) => {
-                        validate_distribution_tenant_id(tenant)?;
-                        Target::Tenant(tenant.clone())
-                    }
-                    None => {
-                        let id = args.distribution_id.clone().unwrap_or_default();
-                        validate_distribution_id(&id)?;
-                        Target::Distribution(id)
-                    }
-                };
+                let target = target_from_flags(
+                    args.distribution_id.as_deref(),
+                    args.distribution_tenant_id.as_deref(),
+                )?;
                 // `--tag x` is `--path '#x'`, after the paths.
                 let tags = args.tags.iter().map(|t| {
                     if t.starts_with('#') {

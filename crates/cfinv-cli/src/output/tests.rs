@@ -112,7 +112,10 @@ fn dropped_shows_the_normalized_form_when_it_differs() {
 
 #[test]
 fn get_text_and_json() {
-    let r = InvalidationReport::new("E2EXAMPLE", &inv(InvalidationStatus::InProgress));
+    let r = InvalidationReport::new(
+        &Target::Distribution("E2EXAMPLE".into()),
+        &inv(InvalidationStatus::InProgress),
+    );
     assert_eq!(
         invalidation_text(&r),
         "\
@@ -127,13 +130,28 @@ Paths (2):        /a
     );
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["invalidationId"], "I2J0I21PCUYOIK");
+    assert_eq!(v["distributionId"], "E2EXAMPLE");
+    assert!(v.get("distributionTenantId").is_none(), "{v}");
     assert_eq!(v["paths"][1], "/img/*");
+
+    // A tenant's invalidation names the tenant, in the flag's words.
+    let tenant = Target::Tenant("dt_2yMvQgam3QkJo2z54FDl91dk1AB".into());
+    let r = InvalidationReport::new(&tenant, &inv(InvalidationStatus::Completed));
+    let text = invalidation_text(&r);
+    assert!(
+        text.contains("Tenant:           dt_2yMvQgam3QkJo2z54FDl91dk1AB\n")
+            && !text.contains("Distribution:"),
+        "{text}"
+    );
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["distributionTenantId"], "dt_2yMvQgam3QkJo2z54FDl91dk1AB");
+    assert!(v.get("distributionId").is_none(), "{v}");
 }
 
 #[test]
 fn list_table_is_aligned() {
     let r = ListReport {
-        distribution_id: "E2EXAMPLE".into(),
+        target: (&Target::Distribution("E2EXAMPLE".into())).into(),
         items: vec![
             SummaryReport {
                 id: "I2J0I21PCUYOIK".into(),

@@ -111,6 +111,13 @@ impl CloudFront for Listing {
     ) -> Result<InvalidationPage, CloudFrontError> {
         self.list_invalidations(tenant, marker, max_items).await
     }
+
+    async fn get_distribution_config(
+        &self,
+        _: &str,
+    ) -> Result<crate::DistributionConfig, CloudFrontError> {
+        unreachable!("the board never reads a distribution's configuration")
+    }
 }
 
 /// Issue 11 item 14: an id older than the newest 100 costs one List once, then nothing on the

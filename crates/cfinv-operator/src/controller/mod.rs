@@ -2,6 +2,7 @@
 //! shared by every reconcile, and the `reconcile` / `error_policy` pair.
 
 pub mod batch;
+pub mod cache_tags;
 mod coalesce;
 mod coalesce_transition;
 pub mod conditions;
@@ -112,11 +113,12 @@ pub struct Context {
 }
 
 /// CloudFront: the API, what has been learned of its completion times, the shared
-/// `ListInvalidations` answers.
+/// `ListInvalidations` answers, and which distributions can match tag items.
 pub struct CloudFrontAccess {
     pub api: Arc<dyn CloudFront>,
     pub model: CompletionModel,
     pub board: StatusBoard,
+    pub cache_tags: cache_tags::CacheTagConfigs,
 }
 
 /// Who may submit next: the quota scheduler (with its index of every object, fed by the
@@ -280,6 +282,7 @@ impl Context {
                 api: cloudfront,
                 model: CompletionModel::new(settings.poll.prior_median),
                 board: StatusBoard::default(),
+                cache_tags: cache_tags::CacheTagConfigs::new(cache_tags::LIFETIME),
             },
             scheduling: Scheduling {
                 scheduler: Arc::default(),

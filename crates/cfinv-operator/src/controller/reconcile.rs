@@ -6,7 +6,9 @@
 //!
 //! Every reconcile makes at most one CloudFront call (two when a shared ListInvalidations fails
 //! and GetInvalidation is asked instead) and at most one status write, writes only when
-//! something changed, and never sleeps: waiting is a requeue.
+//! something changed, and never sleeps: waiting is a requeue. A submission that sent tags also
+//! starts the background `CacheTagConfig` check ([`cache_tags`](super::cache_tags)), which
+//! nothing waits for.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +24,7 @@ use tracing::{Span, field, info, instrument, warn};
 use super::transition::{
     Effect, FollowUp, Inputs, Next, Observation, Submission, Transition, positive, transition,
 };
-use super::{Context, Error};
+use super::{Context, Error, cache_tags};
 use crate::{
     scheduler::{Admission, CLOUDFRONT_QUOTA, Candidate, Usage},
     tenancy::Decision,
@@ -67,7 +69,10 @@ pub async fn reconcile(
     result
 }
 
-async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_inner(
+    obj: &CloudFrontInvalidation,
+    ctx: &Arc<Context>,
+) -> Result<Action, Error> {
     let uid = obj.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let status = obj.status.clone().unwrap_or_default();
     if let Some(id) = &status.invalidation_id {
@@ -100,7 +105,18 @@ async fn reconcile_inner(obj: &CloudFrontInvalidation, ctx: &Context) -> Result<
             Some(id) => poll(obj, ctx, &status, id, now, deadline).await,
         }
     };
+    let tag_check = match &observation {
+        Observation::Submitted { submission, .. } => {
+            cache_tags::distribution_to_check(&submission.target, &submission.paths)
+                .map(|d| (d, submission.paths.clone()))
+        }
+        _ => None,
+    };
     let (action, written) = apply(obj, ctx, &uid, status, observation, now, deadline).await?;
+    // Only once the status holds the invalidation: a failed write means a replay, not a check.
+    if let Some((distribution, items)) = tag_check {
+        cache_tags::spawn_check(ctx, obj, distribution, items);
+    }
     // A finished object (finished now, or before) with nothing left to ask CloudFront: its TTL
     // decides what comes next. Our own status write triggers no reconcile, so this is the
     // moment to schedule it.

@@ -20,8 +20,8 @@ use cfinv_api::crd::{
 };
 use cfinv_cloudfront::backoff::RetrySettings;
 use cfinv_cloudfront::{
-    CloudFront, CloudFrontError, CreateInvalidation, Invalidation, InvalidationPage,
-    InvalidationStatus, InvalidationSummary,
+    CloudFront, CloudFrontError, CreateInvalidation, DistributionConfig, Invalidation,
+    InvalidationPage, InvalidationStatus, InvalidationSummary,
 };
 use kube::runtime::{reflector, watcher};
 use rand::SeedableRng;
@@ -57,6 +57,9 @@ struct FakeCloudFront {
     tenant_creates: Mutex<Vec<CreateInvalidation>>,
     /// (tenant, id) of every GetInvalidationForDistributionTenant.
     tenant_gets: Mutex<Vec<(String, String)>>,
+    config_replies: Mutex<VecDeque<Result<DistributionConfig, CloudFrontError>>>,
+    /// The distribution of every GetDistributionConfig.
+    config_gets: Mutex<Vec<String>>,
 }
 
 impl FakeCloudFront {
@@ -66,6 +69,11 @@ impl FakeCloudFront {
     }
     fn on_get(self, reply: Reply) -> Self {
         self.get_replies.lock().unwrap().push_back(reply);
+        self
+    }
+    /// The next GetDistributionConfig answer; unscripted, a distribution has a CacheTagConfig.
+    fn on_config(self, reply: Result<DistributionConfig, CloudFrontError>) -> Self {
+        self.config_replies.lock().unwrap().push_back(reply);
         self
     }
     fn on_list(self, error: CloudFrontError) -> Self {
@@ -101,6 +109,9 @@ impl FakeCloudFront {
     fn tenant_gets(&self) -> usize {
         self.tenant_gets.lock().unwrap().len()
     }
+    fn config_gets(&self) -> Vec<String> {
+        self.config_gets.lock().unwrap().clone()
+    }
     /// Every CloudFront call made, whatever the operation.
     fn calls(&self) -> usize {
         self.creates.lock().unwrap().len()
@@ -108,6 +119,7 @@ impl FakeCloudFront {
             + self.lists()
             + self.tenant_creates.lock().unwrap().len()
             + self.tenant_gets()
+            + self.config_gets().len()
     }
     fn invalidations_created(&self) -> usize {
         self.held
@@ -262,6 +274,27 @@ impl CloudFront for FakeCloudFront {
         max_items: Option<i32>,
     ) -> Result<InvalidationPage, CloudFrontError> {
         self.list_invalidations(tenant_id, marker, max_items).await
+    }
+
+    async fn get_distribution_config(
+        &self,
+        distribution_id: &str,
+    ) -> Result<DistributionConfig, CloudFrontError> {
+        self.config_gets
+            .lock()
+            .unwrap()
+            .push(distribution_id.to_owned());
+        // As a network call does: other tasks run meanwhile (concurrent lookups overlap).
+        tokio::task::yield_now().await;
+        self.config_replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| {
+                Ok(DistributionConfig {
+                    cache_tag_header: Some("x-amz-meta-cache-tag".to_owned()),
+                })
+            })
     }
 }
 
@@ -999,26 +1032,32 @@ async fn errors_after_submission_are_retried_and_only_not_found_is_final() {
     }
 }
 
-/// Item 2: the IAM hint names exactly the actions deploy/iam-policy.json grants.
+/// Item 2: the IAM hint names exactly the actions deploy/iam-policy.json requires; its one
+/// optional statement grants the CacheTagConfig check's action alone.
 #[test]
 fn the_iam_hint_names_the_actions_of_deploy_iam_policy() {
     let policy: Value =
         serde_json::from_str(include_str!("../../../../deploy/iam-policy.json")).unwrap();
-    let mut granted: Vec<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
-    granted.sort();
+    let actions = |optional: bool| {
+        let mut actions: Vec<String> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Sid"].as_str().unwrap().starts_with("Optional") == optional)
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        actions.sort();
+        actions
+    };
     let mut named: Vec<String> = super::reconcile::IAM_ACTIONS
         .iter()
         .chain(super::reconcile::IAM_TENANT_ACTIONS)
         .map(|a| (*a).to_owned())
         .collect();
     named.sort();
-    assert_eq!(granted, named);
+    assert_eq!(actions(false), named);
+    assert_eq!(actions(true), [super::cache_tags::IAM_ACTION]);
 }
 
 /// Items 2 and 15: with two in flight on one distribution, one ListInvalidations answers;
@@ -1462,6 +1501,9 @@ async fn metrics_count_billed_paths_failures_and_completion() {
 }
 
 // ---------- cache tags and distribution tenants ----------
+
+#[path = "cache_tags_tests.rs"]
+mod cache_tags_tests;
 
 fn tenant_object(paths: &[&str]) -> CloudFrontInvalidation {
     let mut obj = object(paths);
