@@ -28,7 +28,7 @@ use cloudfront_sim::{Completion, InvalidationRecord, Simulator, SimulatorHandle}
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// The operator binary under test: this crate's, or `$E2E_OPERATOR_BIN` (e.g. a release build).
 pub fn operator_bin() -> PathBuf {
@@ -939,61 +939,28 @@ async fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 // HTTP and metrics
 // ------------------------------------------------------------------------------------------
 
-/// A minimal HTTP/1.1 GET (the operator's endpoint is plain HTTP on loopback).
+/// GET over plain HTTP on loopback (the operator's endpoint): (status code, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| format!("GET {path} timed out"))??;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status code in {head:?}"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((code, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
+        let mut answer = agent
+            .get(format!("http://{addr}{path}"))
+            .call()
+            .map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+        let body = answer
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("GET {path} from {addr}: body: {e}"))?;
+        Ok((answer.status().as_u16(), body))
+    })
+    .await
+    .map_err(|e| format!("GET task: {e}"))?
 }
 
 /// The sum of every series of `name` (`name` or `name{labels}`) whose labels contain all of

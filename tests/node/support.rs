@@ -8,8 +8,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -583,66 +583,25 @@ impl Helm {
 // HTTP (from the host to ClusterIPs and pod IPs)
 // ------------------------------------------------------------------------------------------
 
-/// A plain HTTP/1.1 request: (status code, body).
-pub fn http(
-    method: &str,
-    addr: SocketAddr,
-    path: &str,
-    body: &str,
-) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("not HTTP: {text:?}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((code, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
+/// GET over plain HTTP: (status code, body), whatever the status.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    http("GET", addr, path, "")
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        // Tests talk to our own addresses only: never through a proxy from the environment.
+        .proxy(None)
+        .build()
+        .into();
+    let mut answer = agent
+        .get(format!("http://{addr}{path}"))
+        .call()
+        .map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+    let body = answer
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET {path} from {addr}: body: {e}"))?;
+    Ok((answer.status().as_u16(), body))
 }
 
 /// The sum of a metric's series whose labels contain all of `labels`.
