@@ -26,6 +26,7 @@ use super::{Context, Error, WatchScope, transition::positive};
 use cfinv_api::batch::{
     BatchState, CloudFrontInvalidationBatch, CloudFrontInvalidationBatchStatus,
 };
+use cfinv_api::crd::Target;
 use cfinv_cloudfront::polling::Kind;
 use cfinv_cloudfront::{Disposition, classify, classify_after_submission};
 
@@ -181,7 +182,7 @@ async fn submit(
                 },
             )
             .await?;
-            Ok(Action::requeue(next_poll(b, ctx, Duration::ZERO)))
+            Ok(Action::requeue(next_poll(b, &target, ctx, Duration::ZERO)))
         }
         Err(err) => match classify(&err) {
             Disposition::Fail(reason) => {
@@ -248,7 +249,7 @@ async fn poll(
         }
         Ok(_) => {
             ctx.retries.reset(uid);
-            Ok(Action::requeue(next_poll(b, ctx, since_submit)))
+            Ok(Action::requeue(next_poll(b, &target, ctx, since_submit)))
         }
         Err(err) => match classify_after_submission(&err) {
             Disposition::Fail(reason) => {
@@ -276,16 +277,16 @@ async fn poll(
     }
 }
 
-fn next_poll(b: &CloudFrontInvalidationBatch, ctx: &Context, since_submit: Duration) -> Duration {
-    let distribution = b
-        .spec
-        .target()
-        .map(|t| t.id().to_owned())
-        .unwrap_or_default();
+fn next_poll(
+    b: &CloudFrontInvalidationBatch,
+    target: &Target,
+    ctx: &Context,
+    since_submit: Duration,
+) -> Duration {
     let window = ctx
         .cloudfront
         .model
-        .window_kind(&distribution, Kind::of(&b.spec.items));
+        .window_kind(target.id(), Kind::of(&b.spec.items));
     ctx.settings.poll.next_poll(since_submit, window, false)
 }
 
