@@ -20,9 +20,9 @@ use cfinv_cloudfront::{
 /// Most invalidations CloudFront returns in one ListInvalidations page.
 const MAX_PAGE_SIZE: u32 = 100;
 
-/// `list`: recent invalidations of a distribution (or of a distribution tenant).
+/// Which distribution, or distribution tenant, `list` and `get` read.
 #[derive(Args, Debug, Clone)]
-pub struct ListArgs {
+pub struct TargetArgs {
     /// Id of the CloudFront distribution.
     #[arg(
         long,
@@ -32,10 +32,36 @@ pub struct ListArgs {
     )]
     pub distribution_id: Option<String>,
 
-    /// Id of a distribution tenant, e.g. dt_2yMvQgam3QkJo2z54FDl91dk1AB: its invalidations,
-    /// through ListInvalidationsForDistributionTenant. Instead of --distribution-id.
+    /// Id of a distribution tenant, e.g. dt_2yMvQgam3QkJo2z54FDl91dk1AB, read through the
+    /// ...ForDistributionTenant operations. Instead of --distribution-id.
     #[arg(long, value_name = "ID")]
     pub distribution_tenant_id: Option<String>,
+}
+
+impl TargetArgs {
+    /// The target; a malformed id is reported here (exit 3, no call made).
+    fn resolve(&self, format: OutputFormat) -> Result<Target, Exit> {
+        target_from_flags(
+            self.distribution_id.as_deref(),
+            self.distribution_tenant_id.as_deref(),
+        )
+        .map_err(|err| {
+            error(
+                format,
+                Exit::InvalidInput,
+                "InvalidInput",
+                None,
+                err.to_string(),
+            )
+        })
+    }
+}
+
+/// `list`: recent invalidations of a distribution (or of a distribution tenant).
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Show at most this many invalidations, newest first (0: all of them). Pages are
     /// followed as needed.
@@ -58,19 +84,8 @@ pub struct ListArgs {
 /// `get`: one invalidation.
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// Id of the CloudFront distribution.
-    #[arg(
-        long,
-        value_name = "ID",
-        required_unless_present = "distribution_tenant_id",
-        conflicts_with = "distribution_tenant_id"
-    )]
-    pub distribution_id: Option<String>,
-
-    /// Id of a distribution tenant: one of its invalidations, through
-    /// GetInvalidationForDistributionTenant. Instead of --distribution-id.
-    #[arg(long, value_name = "ID")]
-    pub distribution_tenant_id: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Id of the invalidation, e.g. I2J0I21PCUYOIK.
     #[arg(long, value_name = "ID")]
@@ -95,20 +110,9 @@ fn retry_settings() -> RetrySettings {
 /// Runs `list` and returns its exit code.
 pub async fn list(args: ListArgs) -> Exit {
     let format = args.client.output;
-    let target = match target_from_flags(
-        args.distribution_id.as_deref(),
-        args.distribution_tenant_id.as_deref(),
-    ) {
+    let target = match args.target.resolve(format) {
         Ok(target) => target,
-        Err(err) => {
-            return error(
-                format,
-                Exit::InvalidInput,
-                "InvalidInput",
-                None,
-                err.to_string(),
-            );
-        }
+        Err(exit) => return exit,
     };
     let client = match args.client.client().await {
         Ok(client) => client,
@@ -165,20 +169,9 @@ pub async fn list(args: ListArgs) -> Exit {
 /// Runs `get` and returns its exit code.
 pub async fn get(args: GetArgs) -> Exit {
     let format = args.client.output;
-    let target = match target_from_flags(
-        args.distribution_id.as_deref(),
-        args.distribution_tenant_id.as_deref(),
-    ) {
+    let target = match args.target.resolve(format) {
         Ok(target) => target,
-        Err(err) => {
-            return error(
-                format,
-                Exit::InvalidInput,
-                "InvalidInput",
-                None,
-                err.to_string(),
-            );
-        }
+        Err(exit) => return exit,
     };
     if args.id.trim().is_empty() {
         let message = "the invalidation id must not be empty".to_owned();
