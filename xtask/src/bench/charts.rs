@@ -37,6 +37,22 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a chart: {e}")
 }
 
+/// The legend where it hides the least, then the file written.
+fn finish<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 /// One step curve per schedule: the fraction of invalidations detected within x seconds.
 pub fn delay_cdf(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -80,15 +96,7 @@ pub fn delay_cdf(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<()> {
             .label(format!("{} (mean {:.2} s)", row.label, row.mean()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::LowerRight)
 }
 
 /// Mean delay against calls per invalidation: the fixed pollers as a curve, this operator as a
@@ -177,15 +185,7 @@ pub fn delay_vs_calls(path: &Path, title: &str, rows: &[Row], limit: f64) -> any
             ))
             .legend(|(x, y)| Circle::new((x + 10, y), 5, OURS.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperRight)
 }
 
 /// A quantity over time, with a horizontal line at `cap` (a quota).
@@ -237,15 +237,7 @@ pub fn over_time(
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::LowerRight)
 }
 
 /// Points joined by a line, with their values written beside them.
@@ -305,15 +297,7 @@ pub fn xy_points(
             ))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 /// Add one footprint run (objects cached, RSS in MiB) to `out/footprint.tsv`, replacing an
