@@ -49,11 +49,19 @@ fn the_binary_has_the_operator_and_the_cli_and_nothing_else() {
 }
 
 /// Every package the production binary links (normal and build dependencies, transitively),
-/// from Cargo's own resolution of this workspace.
+/// from Cargo's own resolution of this workspace, for the host it is built on. Unfiltered,
+/// `--offline` would need the sources of every platform's dependencies (Android, Windows),
+/// which a fresh machine's build never downloaded.
 fn shipped_packages() -> BTreeSet<String> {
+    let host = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        .args(["--print", "host-tuple"])
+        .output()
+        .expect("running rustc --print host-tuple");
+    let host = String::from_utf8(host.stdout).expect("utf-8");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", host.trim()])
         .current_dir(root())
         .output()
         .expect("running cargo metadata");
