@@ -13,7 +13,10 @@
 //!   backing off by `growth` of the time past it.
 //! - `StatusBoard`: when several invalidations of one distribution are in flight, one
 //!   `ListInvalidations` (newest 100, with their statuses) answers for all of them, shared by the
-//!   reconciles of that distribution for `batch_interval`. One call instead of one per object.
+//!   reconciles of that distribution for `batch_interval`. One call instead of one per object;
+//!   the schedule polls such a group at √n times one invalidation's rate (the rate that
+//!   minimises their summed delay at the same price per call), at most once per
+//!   `batch_interval`.
 
 use std::{
     collections::HashMap,
@@ -270,8 +273,8 @@ pub struct PollSettings {
     pub expected_calls: f64,
     /// Use the learned model; off: a plain growing schedule (`growth`, clamped).
     pub adaptive: bool,
-    /// Share one ListInvalidations per distribution this often when two or more of its
-    /// invalidations are in flight; `None`: always GetInvalidation.
+    /// Share one ListInvalidations per distribution, at most this often, when two or more of
+    /// its invalidations are in flight; `None`: always GetInvalidation.
     pub batch_interval: Option<Duration>,
     /// Median completion time assumed for a distribution not seen yet.
     pub prior_median: Duration,
@@ -305,17 +308,20 @@ impl PollSettings {
         }
     }
 
-    /// Wait this long before looking again, `since_submit` after submission.
-    pub fn next_poll(&self, since_submit: Duration, window: Window, batched: bool) -> Duration {
+    /// Wait this long before looking again, `since_submit` after submission. `sharing`: how
+    /// many in-flight invalidations the next call answers for (1: a `GetInvalidation`; two or
+    /// more: the distribution's shared `ListInvalidations`).
+    pub fn next_poll(&self, since_submit: Duration, window: Window, sharing: usize) -> Duration {
         let max = self.max_interval.max(self.min_interval);
+        let batch = self
+            .batch_interval
+            .filter(|_| sharing >= 2)
+            .map(|b| b.max(Duration::from_millis(1)));
         if !self.adaptive {
             let next = since_submit
                 .mul_f64(self.growth)
                 .clamp(self.min_interval, max);
-            return match self.batch_interval.filter(|_| batched) {
-                Some(batch) => next.min(batch.max(Duration::from_millis(1))),
-                None => next,
-            };
+            return batch.map_or(next, |b| next.min(b));
         }
         let first = self.first_poll(window);
         if since_submit < first {
@@ -324,15 +330,14 @@ impl PollSettings {
             return (first - since_submit).max(self.min_interval);
         }
         let past_late = since_submit.saturating_sub(window.late);
-        let mut next = self
-            .root_hazard_step(since_submit, window, max)
+        let sharing = batch.map_or(1, |_| sharing);
+        let next = self
+            .root_hazard_step(since_submit, window, max, sharing)
             .max(past_late.mul_f64(self.growth))
             .clamp(self.min_interval, max);
-        if batched && let Some(batch) = self.batch_interval {
-            // A shared List answers for everyone: looking often costs no extra calls per object.
-            next = next.min(batch.max(Duration::from_millis(1)));
-        }
-        next
+        // A shared List is refreshed at most once per batch interval: looking more often would
+        // read the same answer.
+        batch.map_or(next, |b| next.max(b))
     }
 
     /// When the first look is due: the model's 5th percentile, or later when the budget is so
@@ -340,16 +345,25 @@ impl PollSettings {
     pub fn first_poll(&self, window: Window) -> Duration {
         window
             .early
-            .max(self.root_hazard_step(Duration::ZERO, window, window.late))
+            .max(self.root_hazard_step(Duration::ZERO, window, window.late, 1))
     }
 
-    /// The step Δ with ∫ k·√hazard = 1 over [t, t+Δ] (one poll per unit of the schedule's
-    /// intensity), k chosen so that the whole schedule costs `expected_calls` under the model;
-    /// at most `cap`.
-    fn root_hazard_step(&self, since_submit: Duration, window: Window, cap: Duration) -> Duration {
+    /// The step Δ with ∫ k·√(sharing·hazard) = 1 over [t, t+Δ] (one poll per unit of the
+    /// schedule's intensity), k chosen so that one invalidation polled alone costs
+    /// `expected_calls` under the model; at most `cap`. One call that answers for `sharing`
+    /// invalidations buys `sharing` times the delay, so at the same price per call the rate
+    /// that minimises their summed delay is k·√(Σ hazards): √sharing times one's.
+    fn root_hazard_step(
+        &self,
+        since_submit: Duration,
+        window: Window,
+        cap: Duration,
+        sharing: usize,
+    ) -> Duration {
         let model = window.dist();
         // The last call (the one that sees Completed) is extra to ∫λS: half a call on average.
-        let k = (self.expected_calls - 0.5).max(0.1) / model.root_density_survival_integral();
+        let k = (self.expected_calls - 0.5).max(0.1) / model.root_density_survival_integral()
+            * (sharing.max(1) as f64).sqrt();
         let t0 = since_submit.as_secs_f64();
         let cap = cap.as_secs_f64();
         let dt = (self.min_interval.as_secs_f64() / 4.0).clamp(0.01, 1.0);

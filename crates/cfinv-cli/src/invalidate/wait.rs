@@ -140,7 +140,7 @@ pub(super) async fn run(
     loop {
         let now = Instant::now();
         let delay = if retries == 0 {
-            tuning.poll.next_poll(now - submitted_at, window, false)
+            tuning.poll.next_poll(now - submitted_at, window, 1)
         } else {
             tuning.retry.delay(retries - 1, &mut rand::rng())
         };

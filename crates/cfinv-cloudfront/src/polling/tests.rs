@@ -11,7 +11,7 @@ fn secs(s: f64) -> Duration {
 fn poll_times(schedule: &PollSettings, window: Window, horizon: f64) -> Vec<f64> {
     let (mut t, mut out) = (Duration::ZERO, Vec::new());
     while t.as_secs_f64() < horizon {
-        t += schedule.next_poll(t, window, false);
+        t += schedule.next_poll(t, window, 1);
         out.push(t.as_secs_f64());
     }
     out
@@ -115,7 +115,7 @@ fn first_poll_is_never_before_the_models_early_quantile() {
     let p = PollSettings::default();
     // With no history, the default budget looks first at the prior's 5th percentile (12 s).
     let prior = CompletionModel::default().window("E1");
-    assert_eq!(p.next_poll(Duration::ZERO, prior, false), prior.early);
+    assert_eq!(p.next_poll(Duration::ZERO, prior, 1), prior.early);
     for window in [
         prior,
         Window::log_normal(secs(45.0), 0.5),
@@ -126,11 +126,11 @@ fn first_poll_is_never_before_the_models_early_quantile() {
                 expected_calls: budget,
                 ..PollSettings::default()
             };
-            let first = p.next_poll(Duration::ZERO, window, false);
+            let first = p.next_poll(Duration::ZERO, window, 1);
             assert!(first >= window.early, "{window:?}, {budget}: {first:?}");
             // Also when a reconcile comes a little before it (a restart, a spec change).
             let almost = first.mul_f64(0.9);
-            assert!(almost + p.next_poll(almost, window, false) >= first);
+            assert!(almost + p.next_poll(almost, window, 1) >= first);
         }
     }
 }
@@ -143,7 +143,7 @@ fn a_small_budget_spends_its_first_call_later() {
             expected_calls: calls,
             ..PollSettings::default()
         }
-        .next_poll(Duration::ZERO, w, false)
+        .next_poll(Duration::ZERO, w, 1)
     };
     assert!(at(2.0) > at(12.0), "{:?} vs {:?}", at(2.0), at(12.0));
     assert!(at(2.0) > secs(30.0), "{:?}", at(2.0));
@@ -170,7 +170,7 @@ fn intervals_stay_between_min_and_max() {
             Window::log_normal(secs(5.0), 0.1),
         ] {
             for t in (0..2000).map(|i| secs(i as f64 * 0.7)) {
-                let next = p.next_poll(t, window, false);
+                let next = p.next_poll(t, window, 1);
                 assert!(
                     next >= p.min_interval,
                     "{next:?} at {t:?}, {window:?}, {p:?}"
@@ -191,8 +191,8 @@ fn intervals_stay_between_min_and_max() {
 fn polls_are_densest_where_completion_is_likely_and_back_off_in_the_tail() {
     let p = PollSettings::default();
     let w = Window::log_normal(secs(45.0), 0.5);
-    let at_median = p.next_poll(secs(45.0), w, false);
-    let in_tail = p.next_poll(w.late + secs(200.0), w, false);
+    let at_median = p.next_poll(secs(45.0), w, 1);
+    let in_tail = p.next_poll(w.late + secs(200.0), w, 1);
     assert!(at_median < secs(4.0), "{at_median:?}");
     assert_eq!(in_tail, p.max_interval);
 }
@@ -252,16 +252,138 @@ fn warm_schedule_meets_the_objective_after_twenty_completions() {
 }
 
 #[test]
-fn batching_polls_at_the_batch_interval_inside_the_window() {
+fn a_shared_list_polls_a_group_faster_but_at_most_once_per_batch_interval() {
     let p = PollSettings::default();
     let w = Window::log_normal(secs(45.0), 0.5);
-    assert_eq!(
-        p.next_poll(secs(40.0), w, true),
-        secs(2.0).min(p.next_poll(secs(40.0), w, false))
-    );
-    assert_eq!(p.next_poll(w.late + secs(300.0), w, true), secs(2.0));
     // Before the window, a shared List is no reason to look.
-    assert_eq!(p.next_poll(Duration::ZERO, w, true), w.early);
+    assert_eq!(p.next_poll(Duration::ZERO, w, 20), w.early);
+    // Where completion is likely, twenty answers per call hit the floor of one List per 2 s.
+    assert_eq!(p.next_poll(secs(40.0), w, 20), secs(2.0));
+    // Two: √2 times one invalidation's rate, so a shorter step than polling alone, but never
+    // more often than the board is refreshed.
+    let (alone, two) = (p.next_poll(secs(25.0), w, 1), p.next_poll(secs(25.0), w, 2));
+    assert!(two < alone && two >= secs(2.0), "{two:?} against {alone:?}");
+    // Far past the window a group backs off like one invalidation does: a stuck batch is not
+    // listed every 2 s for as long as its objects wait.
+    let stuck = p.next_poll(w.late + secs(300.0), w, 20);
+    assert!(stuck > secs(10.0), "{stuck:?}");
+    // Without a batch interval, `sharing` changes nothing: every object asks for itself.
+    let unbatched = PollSettings {
+        batch_interval: None,
+        ..PollSettings::default()
+    };
+    assert_eq!(
+        unbatched.next_poll(secs(40.0), w, 20),
+        unbatched.next_poll(secs(40.0), w, 1)
+    );
+}
+
+/// Mean delay and calls per invalidation when `groups` groups of `n` invalidations, submitted
+/// together on one new distribution each, are polled with one call per look that answers for
+/// all in flight (a shared List); `next(window, t, in_flight)` is the step after a look at `t`,
+/// with the distribution's model fed every completion seen, as the operator does. Completion
+/// times: `truth`, sampled with a fixed seed.
+fn group_cost(
+    next: impl Fn(Window, Duration, usize) -> Duration,
+    truth: LogNormal,
+    groups: usize,
+    n: usize,
+) -> (f64, f64) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut uniform = move || {
+        // xorshift64*: a reproducible sample, nothing more.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut delay, mut calls) = (0.0, 0.0);
+    for _ in 0..groups {
+        let mut done: Vec<f64> = (0..n)
+            .map(|_| {
+                // Box–Muller.
+                let z = (-2.0 * (1.0 - uniform()).ln()).sqrt()
+                    * (2.0 * std::f64::consts::PI * uniform()).cos();
+                (truth.mu + truth.sigma * z).exp()
+            })
+            .collect();
+        let model = CompletionModel::default();
+        let mut t = Duration::ZERO;
+        while !done.is_empty() {
+            t += next(model.window("E1"), t, done.len());
+            calls += 1.0;
+            let now = t.as_secs_f64();
+            done.retain(|&c| {
+                let seen = c <= now;
+                if seen {
+                    delay += now - c;
+                    model.observe("E1", t);
+                }
+                !seen
+            });
+        }
+    }
+    let total = (groups * n) as f64;
+    (delay / total, calls / total)
+}
+
+#[test]
+fn a_group_on_one_distribution_pays_fewer_lists_than_a_fixed_batch_interval_and_no_more_delay() {
+    // The `concurrent` benchmark's case: 20 invalidations submitted together on a distribution
+    // never seen (the prior, 45 s / 0.8), completing log-normal(45 s, 0.5).
+    let truth = LogNormal::new(secs(45.0), 0.5);
+    let p = PollSettings::default();
+    let ours = group_cost(|w, t, m| p.next_poll(t, w, m), truth, 200, 20);
+    // The rule before: one List every batch interval through the whole window and after it.
+    let every_batch = group_cost(
+        |w, t, m| {
+            let alone = p.next_poll(t, w, 1);
+            if m >= 2 && t >= w.early {
+                alone.min(secs(2.0))
+            } else {
+                alone
+            }
+        },
+        truth,
+        200,
+        20,
+    );
+    // Fixed pollers ask for each object on its own: one call per object per look.
+    let fixed = |every: f64| {
+        let f = PollSettings::fixed(secs(every));
+        group_cost(|w, t, m| f.next_poll(t, w, m), truth, 200, 1)
+    };
+    let (ten, twenty, thirty) = (fixed(10.0), fixed(20.0), fixed(30.0));
+    // At most one List per 3 s instead of 2 s: fewer calls, a little more delay.
+    let three = PollSettings {
+        batch_interval: Some(secs(3.0)),
+        ..PollSettings::default()
+    };
+    let politer = group_cost(|w, t, m| three.next_poll(t, w, m), truth, 200, 20);
+    eprintln!(
+        "ours {ours:?}, with 3 s {politer:?}; one List per batch interval {every_batch:?}; \
+         fixed 10 s {ten:?}, 20 s {twenty:?}, 30 s {thirty:?}"
+    );
+    assert!(
+        ours.1 < every_batch.1 * 0.95 && ours.0 < every_batch.0 + 0.25,
+        "ours {ours:?} against one List per batch interval {every_batch:?}"
+    );
+    for (every, fixed) in [(10, ten), (20, twenty)] {
+        assert!(
+            ours.0 < fixed.0 && ours.1 <= fixed.1,
+            "ours {ours:?} against fixed {every} s {fixed:?}"
+        );
+    }
+    // The default does not dominate the 30 s poller (more calls, a tenth of the delay); a batch
+    // interval of 3 s does, as a smaller budget does for one invalidation.
+    assert!(
+        ours.1 > thirty.1 && ours.0 < thirty.0 / 10.0,
+        "{ours:?} {thirty:?}"
+    );
+    assert!(
+        politer.0 < thirty.0 && politer.1 <= thirty.1,
+        "3 s {politer:?} against fixed 30 s {thirty:?}"
+    );
 }
 
 #[test]
@@ -269,7 +391,7 @@ fn fixed_schedule_is_fixed() {
     let p = PollSettings::fixed(secs(20.0));
     let w = CompletionModel::default().window("E1");
     for t in [0, 5, 100, 1000] {
-        assert_eq!(p.next_poll(Duration::from_secs(t), w, true), secs(20.0));
+        assert_eq!(p.next_poll(Duration::from_secs(t), w, 20), secs(20.0));
     }
 }
 

@@ -287,7 +287,7 @@ fn next_poll(
         .cloudfront
         .model
         .window_kind(target.id(), Kind::of(&b.spec.items));
-    ctx.settings.poll.next_poll(since_submit, window, false)
+    ctx.settings.poll.next_poll(since_submit, window, 1)
 }
 
 /// A finished batch is deleted once every member is finished or gone (each member completes

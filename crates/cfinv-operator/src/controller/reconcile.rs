@@ -430,7 +430,7 @@ async fn poll(
             Observation::StillRunning {
                 // CloudFront's CreateTime ahead of our clock is no time elapsed.
                 since_submit: positive(now.duration_since(submitted)),
-                batched,
+                sharing: if batched { in_flight } else { 1 },
                 status: running,
             }
         }

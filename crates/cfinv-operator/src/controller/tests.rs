@@ -554,9 +554,7 @@ fn backoff_delays(settings: &RetrySettings, n: u32) -> Vec<Duration> {
 /// What the polling schedule says for one invalidation on its own of a new distribution.
 fn expected_poll(since_submit: Duration) -> Duration {
     let window = cfinv_cloudfront::polling::CompletionModel::default().window("E2EXAMPLE");
-    Settings::default()
-        .poll
-        .next_poll(since_submit, window, false)
+    Settings::default().poll.next_poll(since_submit, window, 1)
 }
 
 fn failed_reason(s: &CloudFrontInvalidationStatus) -> String {

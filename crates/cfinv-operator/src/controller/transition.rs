@@ -42,7 +42,9 @@ pub(super) enum Observation {
     /// Still in progress: ask again later.
     StillRunning {
         since_submit: Duration,
-        batched: bool,
+        /// How many in-flight invalidations the next look answers for (1: a Get; more: the
+        /// distribution's shared List).
+        sharing: usize,
         status: InvalidationStatus,
     },
     /// `spec.timeoutSeconds` passed and CloudFront, asked at the deadline, still runs it.
@@ -179,8 +181,8 @@ pub(super) fn transition(
     new.start_time.get_or_insert(Time(now));
     new.observed_generation = inputs.generation;
     let until_deadline = positive(deadline.duration_since(now));
-    let poll_after = |since_submit, batched| {
-        let next = inputs.poll.next_poll(since_submit, inputs.window, batched);
+    let poll_after = |since_submit, sharing| {
+        let next = inputs.poll.next_poll(since_submit, inputs.window, sharing);
         Next::After(next.min(until_deadline))
     };
     let mut effects = Vec::new();
@@ -225,7 +227,7 @@ pub(super) fn transition(
                 (
                     Phase::InProgress,
                     "InProgress",
-                    poll_after(Duration::ZERO, false),
+                    poll_after(Duration::ZERO, 1),
                 )
             }
         }
@@ -240,7 +242,7 @@ pub(super) fn transition(
         }
         Observation::StillRunning {
             since_submit,
-            batched,
+            sharing,
             status,
         } => {
             effects.push(Effect::ResetBackoff);
@@ -255,7 +257,7 @@ pub(super) fn transition(
             (
                 Phase::InProgress,
                 "InProgress",
-                poll_after(since_submit, batched),
+                poll_after(since_submit, sharing),
             )
         }
         Observation::TimedOut { message } => {

@@ -91,7 +91,7 @@ fn an_accepted_batch_records_what_was_sent_and_polls_at_the_planned_first_look()
     assert_eq!(s.observed_generation, Some(1));
     assert_eq!(s.distribution_id.as_deref(), Some("E2EXAMPLE"));
     assert_eq!(s.cloud_front_status.as_deref(), Some("InProgress"));
-    let first = poll.next_poll(Duration::ZERO, inputs(&poll, Duration::ZERO).window, false);
+    let first = poll.next_poll(Duration::ZERO, inputs(&poll, Duration::ZERO).window, 1);
     assert_eq!(t.next, Next::After(first));
     assert_eq!(t.events.len(), 1);
     let event = &t.events[0];
@@ -136,7 +136,7 @@ fn no_requeue_goes_past_the_deadline() {
         &in_progress(),
         Observation::StillRunning {
             since_submit: Duration::from_secs(30),
-            batched: false,
+            sharing: 1,
             status: InvalidationStatus::InProgress,
         },
         inputs(&poll, Duration::from_millis(1500)),
@@ -319,7 +319,7 @@ fn a_finished_object_never_becomes_unfinished() {
                 submitted(InvalidationStatus::InProgress, &["/a"]),
                 Observation::StillRunning {
                     since_submit: Duration::from_secs(1),
-                    batched: false,
+                    sharing: 1,
                     status: InvalidationStatus::InProgress,
                 },
                 Observation::Retry {
