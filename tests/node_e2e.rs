@@ -441,11 +441,22 @@ fn check_pods(cluster: &Cluster, ns: &str, deployment: &str, replicas: usize) {
             container["imagePullPolicy"], "Never",
             "{name}: images exist only locally"
         );
-        // The endpoint the probe reads answers 200 (from the host to the pod's IP).
+        // The endpoint the probe reads answers 200 (from the host to the pod's IP). Right after
+        // a rollout a standby may just have taken the lease: as a leader it answers 503 until
+        // its first list is in the cache (well under a second), which the kubelet's probe,
+        // with its failure threshold, rides out. So wait briefly; a leader that never syncs
+        // still fails here.
         let ip = pod["status"]["podIP"].as_str().expect("podIP");
-        let (code, body) =
-            http_get(format!("{ip}:8080").parse().expect("addr"), "/readyz").expect("GET /readyz");
-        assert_eq!(code, 200, "{name}: /readyz answered {code}: {body}");
+        let addr = format!("{ip}:8080").parse().expect("addr");
+        wait_for(
+            &format!("{name}: /readyz to answer 200"),
+            Duration::from_secs(30),
+            || match http_get(addr, "/readyz") {
+                Ok((200, _)) => Ok(()),
+                Ok((code, body)) => Err(format!("{code}: {body}")),
+                Err(e) => Err(e),
+            },
+        );
 
         let id = pod["status"]["containerStatuses"][0]["containerID"]
             .as_str()
