@@ -101,6 +101,40 @@ impl Window {
         }
     }
 
+    /// The belief's best estimate of a completion time known to lie in (`after`, `until`]: the
+    /// mean of log T under the belief restricted to that interval (a truncated normal), so a
+    /// look that first saw `Completed` long after the last look that saw it running (or after
+    /// submission, when no look did) is neither taken at its late end, which would teach the
+    /// model its own detection delay, nor at a midpoint far from where completions happen.
+    pub fn completed_within(&self, after: Duration, until: Duration) -> Duration {
+        let (a, b) = (after.as_secs_f64(), until.as_secs_f64().max(1e-3));
+        let d = self.dist();
+        let z = |t: f64| {
+            if t <= 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                (t.ln() - d.mu) / d.sigma
+            }
+        };
+        let (alpha, beta) = (z(a.min(b)), z(b));
+        let phi = |z: f64| {
+            if z.is_finite() {
+                (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+            } else {
+                0.0
+            }
+        };
+        let cdf = |z: f64| 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
+        let mass = cdf(beta) - cdf(alpha);
+        let estimate = if mass > 1e-9 {
+            (d.mu + d.sigma * (phi(alpha) - phi(beta)) / mass).exp()
+        } else {
+            // The belief puts nothing there: it is wrong, take the interval's middle.
+            (a + b) / 2.0
+        };
+        Duration::from_secs_f64(estimate.clamp(a.min(b), b))
+    }
+
     fn dist(&self) -> LogNormal {
         LogNormal {
             mu: self.median.as_secs_f64().max(0.001).ln(),

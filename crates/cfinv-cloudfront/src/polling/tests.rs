@@ -440,3 +440,23 @@ fn tag_only_invalidations_have_their_own_faster_prior_and_history() {
     assert_eq!(m.window_kind("E1", Kind::TagsOnly), tags);
     assert!(m.window_kind("E1", Kind::Paths).early > Duration::from_secs(60));
 }
+
+#[test]
+fn a_completion_seen_late_is_placed_where_the_belief_puts_it_inside_the_interval() {
+    let w = Window::log_normal(secs(45.0), 0.5);
+    // A narrow interval: about its middle.
+    let t = w.completed_within(secs(44.0), secs(46.0)).as_secs_f64();
+    assert!((t - 45.0).abs() < 0.2, "{t}");
+    // Never outside the interval.
+    let t = w.completed_within(secs(100.0), secs(101.0)).as_secs_f64();
+    assert!((100.0..=101.0).contains(&t), "{t}");
+    // Submitted, first look at 120 s says Completed: not 120 s (the detection delay would be
+    // learned as completion time), near the belief's median instead.
+    let t = w
+        .completed_within(Duration::ZERO, secs(120.0))
+        .as_secs_f64();
+    assert!((40.0..50.0).contains(&t), "{t}");
+    // An interval the belief gives no mass: its middle.
+    let t = w.completed_within(secs(2000.0), secs(2002.0)).as_secs_f64();
+    assert!((t - 2001.0).abs() < 1e-6, "{t}");
+}

@@ -21,12 +21,17 @@ use tracing::{Instrument, Span, debug, info, warn};
 use super::Context;
 use cfinv_api::crd::{CloudFrontInvalidation, Target};
 use cfinv_api::paths;
-use cfinv_cloudfront::CloudFront;
+use cfinv_cloudfront::{CloudFront, Disposition, classify};
 
-/// How long an answer (or an error) is reused before the distribution is asked again: long
-/// enough that a busy distribution costs one call an hour, short enough that adding a
-/// `CacheTagConfig` (or granting `cloudfront:GetDistribution`) is noticed the same hour.
+/// How long an answer (or a refusal, such as AccessDenied) is reused before the distribution is
+/// asked again: long enough that a busy distribution costs one call an hour, short enough that
+/// adding a `CacheTagConfig` (or granting `cloudfront:GetDistribution`) is noticed the same hour.
 pub const LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How long "unknown" after a transient error (throttled, 5xx, unreachable: retryable in the
+/// error table) is reused: a throttled minute must not hide a missing `CacheTagConfig` for an
+/// hour. At most [`LIFETIME`].
+pub const TRANSIENT_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The IAM action GetDistributionConfig needs: granted by the optional statement of
 /// `deploy/iam-policy.json` (a test keeps the two equal).
@@ -50,23 +55,35 @@ pub enum CacheTags {
 /// while the distribution is being asked wait for that one call.
 pub struct CacheTagConfigs {
     lifetime: SignedDuration,
+    transient: SignedDuration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 struct Entry {
     asked: Timestamp,
-    answer: Arc<OnceCell<CacheTags>>,
+    answer: Arc<OnceCell<Answer>>,
+}
+
+/// An answer and how long it is reused.
+struct Answer {
+    tags: CacheTags,
+    keep: SignedDuration,
 }
 
 impl CacheTagConfigs {
     pub fn new(lifetime: Duration) -> Self {
+        let lifetime = SignedDuration::try_from(lifetime).unwrap_or(SignedDuration::MAX);
         Self {
-            lifetime: SignedDuration::try_from(lifetime).unwrap_or(SignedDuration::MAX),
+            lifetime,
+            transient: SignedDuration::try_from(TRANSIENT_LIFETIME)
+                .unwrap_or(SignedDuration::MAX)
+                .min(lifetime),
             entries: Mutex::default(),
         }
     }
 
-    /// The distribution's `CacheTagConfig` as of `now`: asked once per lifetime.
+    /// The distribution's `CacheTagConfig` as of `now`: asked once per lifetime (once per
+    /// [`TRANSIENT_LIFETIME`] while the answers are transient errors).
     pub async fn lookup(
         &self,
         api: &dyn CloudFront,
@@ -75,8 +92,11 @@ impl CacheTagConfigs {
     ) -> CacheTags {
         let answer = {
             let mut entries = self.entries.lock().expect("cache-tag lock");
-            // Expired entries go, so memory follows the distributions in use.
-            entries.retain(|_, e| now.duration_since(e.asked) < self.lifetime);
+            // Expired entries go, so memory follows the distributions in use. One still being
+            // asked has no answer yet and stays.
+            entries.retain(|_, e| {
+                now.duration_since(e.asked) < e.answer.get().map_or(self.lifetime, |a| a.keep)
+            });
             entries
                 .entry(distribution.to_owned())
                 .or_insert_with(|| Entry {
@@ -87,8 +107,9 @@ impl CacheTagConfigs {
                 .clone()
         };
         answer
-            .get_or_init(|| ask(api, distribution, self.lifetime))
+            .get_or_init(|| ask(api, distribution, self.lifetime, self.transient))
             .await
+            .tags
             .clone()
     }
 
@@ -99,7 +120,16 @@ impl CacheTagConfigs {
 }
 
 /// The one call; what it found is logged here, once per distribution per lifetime.
-async fn ask(api: &dyn CloudFront, distribution: &str, lifetime: SignedDuration) -> CacheTags {
+async fn ask(
+    api: &dyn CloudFront,
+    distribution: &str,
+    lifetime: SignedDuration,
+    transient: SignedDuration,
+) -> Answer {
+    let known = |tags| Answer {
+        tags,
+        keep: lifetime,
+    };
     match api.get_distribution_config(distribution).await {
         Ok(config) => match config.cache_tag_header {
             Some(header) => {
@@ -107,7 +137,7 @@ async fn ask(api: &dyn CloudFront, distribution: &str, lifetime: SignedDuration)
                     distribution,
                     header, "distribution reads cache tags from the origin header {header}"
                 );
-                CacheTags::Configured { header }
+                known(CacheTags::Configured { header })
             }
             None => {
                 info!(
@@ -115,10 +145,16 @@ async fn ask(api: &dyn CloudFront, distribution: &str, lifetime: SignedDuration)
                     "distribution {distribution} has no CacheTagConfig: tag items sent to it \
                      match nothing"
                 );
-                CacheTags::Absent
+                known(CacheTags::Absent)
             }
         },
         Err(error) => {
+            // The error table decides: a refusal (AccessDenied) stands until IAM changes, a
+            // throttle or an outage passes.
+            let keep = match classify(&error) {
+                Disposition::Fail(_) => lifetime,
+                Disposition::Retry | Disposition::Queue => transient,
+            };
             warn!(
                 distribution,
                 %error,
@@ -126,9 +162,12 @@ async fn ask(api: &dyn CloudFront, distribution: &str, lifetime: SignedDuration)
                  (GetDistributionConfig, optional IAM action cloudfront:GetDistribution): \
                  whether its tag items match anything is unknown, so no warning is given; \
                  asking again in {}",
-                humantime::format_duration(lifetime.unsigned_abs())
+                humantime::format_duration(keep.unsigned_abs())
             );
-            CacheTags::Unknown
+            Answer {
+                tags: CacheTags::Unknown,
+                keep,
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The CacheTagConfig check: the cache (once per distribution per lifetime, shared by
-//! concurrent lookups, errors as "unknown"), and through reconcile: one Warning Event per tag
+//! concurrent lookups, errors as "unknown": refusals for the lifetime, transient ones for a minute), and through reconcile: one Warning Event per tag
 //! object on a distribution without a CacheTagConfig, none otherwise, no call for paths alone.
 
 use super::*;
@@ -76,29 +76,59 @@ async fn concurrent_lookups_of_one_distribution_share_one_call() {
 }
 
 #[tokio::test]
-async fn any_error_means_unknown_and_is_not_asked_again_within_the_lifetime() {
-    let errors = [
+async fn a_refusal_means_unknown_for_the_lifetime_a_transient_error_for_a_minute() {
+    let refusals = [
         CloudFrontError::service("AccessDenied", "not authorized", 403),
-        CloudFrontError::service("Throttling", "Rate exceeded", 400),
         CloudFrontError::service("NoSuchDistribution", "no such distribution", 404),
+    ];
+    let transient = [
+        CloudFrontError::service("Throttling", "Rate exceeded", 400),
+        CloudFrontError::service("ServiceUnavailable", "try later", 503),
         CloudFrontError::network("connection refused"),
         CloudFrontError::timeout("no answer"),
     ];
-    for error in errors {
+    let cases = refusals
+        .into_iter()
+        .map(|e| (e, cache_tags::LIFETIME))
+        .chain(
+            transient
+                .into_iter()
+                .map(|e| (e, cache_tags::TRANSIENT_LIFETIME)),
+        );
+    for (error, keep) in cases {
         let label = error.label().to_owned();
-        let cf = FakeCloudFront::default().on_config(Err(error));
+        let cf = FakeCloudFront::default()
+            .on_config(Err(error))
+            .on_config(absent());
         let cache = CacheTagConfigs::new(cache_tags::LIFETIME);
+        let keep = SignedDuration::try_from(keep).expect("duration");
         assert_eq!(
             cache.lookup(&cf, "E1", now()).await,
             CacheTags::Unknown,
             "{label}"
         );
+        let just_before = now() + keep - SignedDuration::from_secs(1);
         assert_eq!(
-            cache.lookup(&cf, "E1", now()).await,
+            cache.lookup(&cf, "E1", just_before).await,
             CacheTags::Unknown,
             "{label}"
         );
-        assert_eq!(cf.config_gets().len(), 1, "{label}: asked once");
+        assert_eq!(
+            cf.config_gets().len(),
+            1,
+            "{label}: asked once within {keep}"
+        );
+        // Then asked again: the CacheTagConfig's absence is now known.
+        assert_eq!(
+            cache.lookup(&cf, "E1", now() + keep).await,
+            CacheTags::Absent,
+            "{label}"
+        );
+        assert_eq!(
+            cf.config_gets().len(),
+            2,
+            "{label}: asked again after {keep}"
+        );
     }
 }
 

@@ -646,8 +646,8 @@ fn observe_completion(
     old: &CloudFrontInvalidationStatus,
     now: Timestamp,
 ) {
-    // CloudFront finished between the last look that saw it running and now: the midpoint is
-    // the best estimate for the completion-time model.
+    // CloudFront finished between the last look that saw it running (or the submission) and
+    // now: the model learns the belief's own estimate inside that interval.
     let secs = |from: Timestamp, to: Timestamp| positive(to.duration_since(from)).as_secs_f64();
     let seen = ctx.observability.take_last_seen_running(uid);
     if let Some(seen) = seen {
@@ -662,12 +662,13 @@ fn observe_completion(
             .metrics
             .submit_to_completed
             .observe(secs(created.0, now));
-        let finished = seen.map_or(now, |s| s + now.duration_since(s) / 2);
-        ctx.cloudfront.model.observe_kind(
-            distribution,
-            kind,
-            Duration::from_secs_f64(secs(created.0, finished)),
-        );
+        let since = |t: Timestamp| Duration::from_secs_f64(secs(created.0, t));
+        let took = ctx
+            .cloudfront
+            .model
+            .window_kind(distribution, kind)
+            .completed_within(seen.map_or(Duration::ZERO, since), since(now));
+        ctx.cloudfront.model.observe_kind(distribution, kind, took);
     }
 }
 
